@@ -1,0 +1,1 @@
+"""The application: configuration, engine, asyncio runtime, adapters and admin API."""

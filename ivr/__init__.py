@@ -1,0 +1,1 @@
+"""IVR trees: the model loaded from YAML, validation, and the walker state machine."""

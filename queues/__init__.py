@@ -1,0 +1,1 @@
+"""ACD core: agents and their states, queued callers, strategies, the distributor."""
