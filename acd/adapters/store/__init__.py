@@ -1,0 +1,31 @@
+"""Persistence of the ACD: SQL store (SQLite or PostgreSQL) and its write-behind queue.
+
+``store = await Store.open(url)`` migrates and connects; ``WriteBehind(store)`` is
+what the call path talks to (``submit`` never waits for the database).
+"""
+
+from .ops import (
+    BindingRow,
+    DeleteAor,
+    DeleteBinding,
+    StoreOp,
+    TrunkStateRow,
+    UpsertBinding,
+    UpsertTrunkState,
+)
+from .sql import DEFAULT_URL, Store
+from .writer import OpSink, WriteBehind
+
+__all__ = [
+    "DEFAULT_URL",
+    "BindingRow",
+    "DeleteAor",
+    "DeleteBinding",
+    "OpSink",
+    "Store",
+    "StoreOp",
+    "TrunkStateRow",
+    "UpsertBinding",
+    "UpsertTrunkState",
+    "WriteBehind",
+]
