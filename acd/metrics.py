@@ -1,0 +1,52 @@
+"""Prometheus metrics of one engine, in a registry of its own (tests run several engines in
+one process). Names follow the `acd_<subsystem>_<what>` convention."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.messages_received = Counter(
+            "acd_sip_messages_received", "SIP messages received", ["kind"], registry=r)
+        self.parse_errors = Counter(
+            "acd_sip_parse_errors", "Messages that failed to parse", ["action"], registry=r)
+        self.requests = Counter(
+            "acd_sip_requests", "New SIP requests by method", ["method"], registry=r)
+        self.responses_sent = Counter(
+            "acd_sip_final_responses", "Final responses sent by status class", ["status"],
+            registry=r)
+        self.register_requests = Counter(
+            "acd_register_requests", "REGISTER requests by response status", ["result"],
+            registry=r)
+        self.bindings = Gauge("acd_registrations", "Registered contacts (bindings)", registry=r)
+        self.contacts_unreachable = Gauge(
+            "acd_registrations_unreachable", "Registered contacts failing OPTIONS qualify",
+            registry=r)
+        self.auth_failures = Counter(
+            "acd_auth_failures", "Failed digest authentications", registry=r)
+        self.auth_bans = Counter(
+            "acd_auth_bans", "Source addresses banned for repeated auth failures", registry=r)
+        self.banned_sources = Gauge(
+            "acd_auth_banned_sources", "Source addresses banned now", registry=r)
+        self.dropped_banned = Counter(
+            "acd_sip_dropped_banned", "Messages dropped from banned sources", registry=r)
+        self.transactions = Gauge(
+            "acd_sip_transactions", "Live SIP transactions", ["side"], registry=r)
+        self.trunk_registered = Gauge(
+            "acd_trunk_registered", "1 when the outbound registration of a trunk is up",
+            ["trunk"], registry=r)
+        self.trunk_up = Gauge(
+            "acd_trunk_up", "1 when the trunk answers OPTIONS", ["trunk"], registry=r)
+        self.store_pending = Gauge(
+            "acd_store_pending_writes", "Store operations waiting to be written", registry=r)
+        self.events_published = Counter(
+            "acd_events_published", "Events published on the bus", registry=r)
+        self.tcp_connections = Gauge(
+            "acd_sip_tcp_connections", "Open SIP TCP connections", registry=r)
+        self.draining = Gauge(
+            "acd_draining", "1 while the engine drains before exit", registry=r)

@@ -1,0 +1,188 @@
+"""The daemon: wires config, store, event bus, engine, SIP transports and the admin API
+together, drives the engine's timers from the event loop, reloads on SIGHUP, and drains on
+SIGTERM (stop taking new calls and registrations, let transactions finish, flush the store,
+exit 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+import structlog
+
+from acd.adapters.store import Store, WriteBehind
+from acd.api.http import AdminApi
+from acd.clock import SystemClock
+from acd.config import Config, ConfigError, Problem, changed_sections, load_config
+from acd.engine import Engine
+from acd.logs import configure_logging
+from acd.runtime.transport import SipTransports
+from sip.timers import Timers
+
+__all__ = ["Daemon", "TimerDriver"]
+
+log = structlog.get_logger("acd.daemon")
+
+DRAIN_TIMEOUT = 32.0
+# Sections that only take effect at start: changing them in a reload is reported, not applied
+_RESTART_ONLY = ("sip.listen", "admin.listen", "store", "events")
+
+
+class TimerDriver:
+    """Keeps one event-loop timer armed at the earliest deadline of a Timers heap."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timers: Timers, clock: SystemClock):
+        self.loop, self.timers, self.clock = loop, timers, clock
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed_at = math.inf
+        self._firing = False
+        timers.on_earlier = self._earlier
+
+    def _earlier(self, when: float) -> None:
+        if not self._firing and when < self._armed_at:
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._armed_at = when
+        self._handle = self.loop.call_later(max(0.0, when - self.clock.now()), self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._armed_at = math.inf
+        self._firing = True
+        try:
+            self.timers.run_due(self.clock.now())
+        except Exception:
+            log.exception("timer callback failed")
+        finally:
+            self._firing = False
+        nd = self.timers.next_deadline()
+        if nd is not None:
+            self._arm(nd)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self.timers.on_earlier = None
+
+
+class Daemon:
+    def __init__(self, config_path: str | Path, config: Config) -> None:
+        self.config_path = Path(config_path)
+        self.config = config
+        self.clock = SystemClock()
+        self.started = self.clock.now()
+        self.ready = False
+        self._stop = asyncio.Event()
+
+    async def run(self) -> int:
+        cfg = self.config
+        configure_logging(cfg.logging.level, cfg.logging.format)
+        loop = asyncio.get_running_loop()
+        log.info("starting", node=cfg.node_id, config=str(self.config_path),
+                 loop=type(loop).__module__)
+        store = await Store.open(cfg.store.url)
+        writer = WriteBehind(store)
+        writer.start()
+        timers = Timers()
+        driver = TimerDriver(loop, timers, self.clock)
+        self.transports = SipTransports(lambda d, s: self.engine.on_message(d, s),
+                                        max_message_size=cfg.sip.max_message_size)
+        self.engine = Engine(cfg, clock=self.clock, network=self.transports, timers=timers,
+                             store_submit=writer.submit)
+        self.writer = writer
+        eng = self.engine
+        self.transports.on_transport_error = eng.layer.transport_error
+        self.transports.on_tcp_count = eng.metrics.tcp_connections.set
+        restored = eng.registrations.restore(await store.load_bindings())
+        log.info("bindings restored", count=restored)
+        admin = AdminApi(self)
+        try:
+            await self.transports.start(cfg.sip.listen)
+            await admin.start(cfg.admin.listen.host, cfg.admin.listen.port)
+        except OSError as exc:
+            log.error("cannot listen", error=str(exc))
+            await self.transports.close()
+            await admin.stop()
+            await writer.close()
+            await store.close()
+            driver.close()
+            return 1
+        for sig, handler in ((signal.SIGTERM, self._stop.set), (signal.SIGINT, self._stop.set),
+                             (signal.SIGHUP, self.reload)):
+            loop.add_signal_handler(sig, handler)
+        ticker = loop.create_task(self._tick())
+        self.ready = True
+        log.info("ready", sip=[f"{a.transport}:{a.host}:{a.port}" for a in cfg.sip.listen],
+                 admin=f"http://{cfg.admin.listen.host}:{cfg.admin.listen.port}")
+        await self._stop.wait()
+
+        log.info("draining")
+        eng.draining = True
+        eng.metrics.draining.set(1)
+        deadline = self.clock.now() + DRAIN_TIMEOUT
+        while eng.busy() and self.clock.now() < deadline:
+            await asyncio.sleep(0.05)
+        eng.trunks.stop()
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+        await admin.stop()
+        await self.transports.close()
+        driver.close()
+        await writer.close()
+        await store.close()
+        log.info("stopped")
+        return 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                self.engine.tick()
+                self.engine.metrics.store_pending.set(self.writer.pending)
+            except Exception:
+                log.exception("housekeeping tick failed")
+
+    def refresh_gauges(self) -> None:
+        self.engine.metrics.store_pending.set(self.writer.pending)
+
+    def reload(self) -> list[Problem]:
+        """Load the config file again; on any problem the running config stays in force."""
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            for p in exc.problems:
+                log.error("config reload refused", problem=str(p))
+            return exc.problems
+        old = self.config
+        sections = changed_sections(old, new)
+        ignored = [name for name in _RESTART_ONLY if _differs(old, new, name)]
+        if ignored:
+            log.warning("config changes that need a restart were not applied", keys=ignored)
+            new = replace(new, sip=replace(new.sip, listen=old.sip.listen),
+                          admin=replace(new.admin, listen=old.admin.listen),
+                          store=old.store, events=old.events)
+        self.config = new
+        self.engine.apply_config(new)
+        configure_logging(new.logging.level, new.logging.format)
+        log.info("config reloaded", changed=list(sections), digest=new.digest)
+        return []
+
+
+def _differs(old: Config, new: Config, dotted: str) -> bool:
+    a: object = old
+    b: object = new
+    for part in dotted.split("."):
+        a, b = getattr(a, part), getattr(b, part)
+    return a != b
