@@ -432,13 +432,19 @@ class TransactionLayer:
 
     # identifiers --------------------------------------------------------------------------
     @staticmethod
-    def server_key(req: Request) -> tuple[str, ...]:
-        method = "INVITE" if req.method == "ACK" else req.method
+    def server_key(req: Request, method: str | None = None) -> tuple[str, ...]:
+        if method is None:
+            method = "INVITE" if req.method == "ACK" else req.method
         via = req.top_via
         branch = via.branch or ""
         if branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE):
             host, port = via.host.lower(), via.port or 5060
-            return (branch, host, str(port), method)
+            # Request-URI, Call-ID and CSeq number are equal in every retransmission (and in
+            # the ACK and CANCEL of an INVITE); keying on them too keeps a peer that reuses
+            # branches (RFC 4475/5118 messages do) from having new requests taken for
+            # retransmissions.
+            return (branch, host, str(port), method, req.call_id, str(req.cseq.seq),
+                    str(req.uri))
         # RFC 2543 matching (§17.2.3): Request-URI, tags, Call-ID, CSeq, top Via
         return ("2543", str(req.uri), req.from_.tag or "", req.call_id, str(req.cseq.seq),
                 str(via), method)
@@ -486,8 +492,7 @@ class TransactionLayer:
 
     def find_invite_server(self, cancel: Request) -> InviteServerTransaction | None:
         """The INVITE server transaction a CANCEL refers to (§9.2)."""
-        key = self.server_key(cancel)
-        txn = self.servers.get((*key[:-1], "INVITE"))
+        txn = self.servers.get(self.server_key(cancel, "INVITE"))
         return txn if isinstance(txn, InviteServerTransaction) else None
 
     # outgoing ----------------------------------------------------------------------------
