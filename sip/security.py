@@ -98,7 +98,7 @@ class AuthFailureLimiter:
             return True
         self._failures[key] = times
         while len(self._failures) > self._max_tracked:
-            pass
+            self._failures.popitem(last=False)
         return False
 
     def record_success(self, ip: str) -> None:
