@@ -173,6 +173,11 @@ class DigestAuthenticator:
     most `max_tracked_nonces` nonces. When that table overflows the oldest
     nonces are dropped and every nonce at least that old is answered STALE from
     then on, so eviction never reopens a replay window.
+
+    A new instance knows no nonce-counts, so with the same secret a request
+    captured before a restart or reload could be replayed once. Pass `created`
+    (the caller's `now` at construction) to answer nonces issued before it STALE;
+    clients then simply retry with a fresh nonce.
     """
 
     def __init__(
@@ -184,6 +189,7 @@ class DigestAuthenticator:
         random: Callable[[int], bytes] = secrets.token_bytes,
         *,
         max_tracked_nonces: int = 10_000,
+        created: float | None = None,
     ) -> None:
         if len(secret) < 16:
             raise ValueError("nonce secret must be at least 16 bytes")
@@ -209,6 +215,7 @@ class DigestAuthenticator:
         # nonce -> (issue time, highest nc accepted)
         self._seen: dict[str, tuple[float, int]] = {}
         self._evicted_up_to = -math.inf
+        self._not_before = -math.inf if created is None else created
         # Unknown users are checked against this so they cost the same as known ones.
         self._dummy = Secret(password=secrets.token_hex(16))
 
@@ -317,8 +324,10 @@ class DigestAuthenticator:
             return _FAILED
 
         age = now - issued
-        if age > self.nonce_lifetime or age < 0 or issued <= self._evicted_up_to:
+        if not 0 <= age <= self.nonce_lifetime:
             return AuthOutcome(AuthStatus.STALE, "nonce expired")
+        if issued <= self._evicted_up_to or issued < self._not_before:
+            return AuthOutcome(AuthStatus.STALE, "nonce count no longer tracked")
         nc = int(nc_text, 16)
         seen = self._seen.get(nonce)
         if seen is not None and nc <= seen[1]:

@@ -475,6 +475,19 @@ def test_replay_table_prunes_expired_nonces() -> None:
     assert server.verify(answer(server, later - 1), "REGISTER", lookup, later).ok
 
 
+def test_nonces_from_before_creation_are_stale() -> None:
+    # Same secret and realm, as after a restart: the old instance's counts are gone.
+    before = make_server()
+    old = answer(before, 100.0)
+    assert before.verify(old, "REGISTER", lookup, 101.0).ok
+    after = make_server(created=200.0)
+    outcome = after.verify(old, "REGISTER", lookup, 201.0)
+    assert outcome.status is AuthStatus.STALE
+    assert after.verify(answer(after, 200.0), "REGISTER", lookup, 201.0).ok
+    # Without `created` the new instance cannot tell.
+    assert make_server().verify(old, "REGISTER", lookup, 201.0).ok
+
+
 def _valid(server: DigestAuthenticator, **changes: str | None) -> dict[str, str]:
     params = answer(server, 0.0)
     for name, value in changes.items():
