@@ -150,6 +150,18 @@ def test_tracked_addresses_are_capped() -> None:
     assert limiter.record_failure("10.0.3.231", 3.0) is True
 
 
+def test_cap_forgets_the_least_recently_failing_address() -> None:
+    limiter = make(max_failures=3, max_tracked=2)
+    limiter.record_failure("192.0.2.1", 0.0)
+    limiter.record_failure("192.0.2.2", 1.0)
+    limiter.record_failure("192.0.2.1", 2.0)
+    limiter.record_failure("192.0.2.3", 3.0)  # evicts .2, which failed least recently
+    assert limiter.record_failure("192.0.2.1", 4.0) is True
+    assert limiter.record_failure("192.0.2.2", 5.0) is False
+    assert limiter.record_failure("192.0.2.2", 6.0) is False
+    assert limiter.record_failure("192.0.2.2", 7.0) is True
+
+
 def test_bans_are_capped_soonest_ending_first() -> None:
     limiter = make(max_failures=1, max_tracked=5)
     for i in range(8):
