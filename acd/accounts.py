@@ -54,8 +54,11 @@ class AccountAuth:
         old = getattr(self, "digest", None)
         if old is None or old.realm != realm or old.algorithms != tuple(sec.digest_algorithms) \
                 or old.nonce_lifetime != float(sec.nonce_lifetime):
+            # created=now: nonces issued before this instance are answered stale=true (the
+            # phone retries at once) instead of being open to a one-time replay
             self.digest = DigestAuthenticator(realm, self._secret, sec.nonce_lifetime,
-                                              sec.digest_algorithms, max_tracked_nonces=200_000)
+                                              sec.digest_algorithms, max_tracked_nonces=200_000,
+                                              created=self._wall())
         ban = sec.auth_ban
         old_lim = getattr(self, "limiter", None)
         if old_lim is None or (old_lim.max_failures, old_lim.window, old_lim.ban_time,
@@ -72,7 +75,7 @@ class AccountAuth:
 
     def is_banned(self, ip: str) -> bool:
         lim = self.limiter
-        return bool(lim._bans) and lim.is_banned(ip, self._wall())
+        return lim.any_bans and lim.is_banned(ip, self._wall())
 
     def authenticate(self, txn: ServerTransaction, req: Request, source_ip: str, *,
                      proxy: bool) -> AuthResult:

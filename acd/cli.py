@@ -28,7 +28,7 @@ def _check(path: str) -> int:
     except ConfigError as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
-        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
         return 1
     print(f"{path}: OK")
     return 0

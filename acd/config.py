@@ -293,7 +293,7 @@ def _port(text: str) -> int:
 
 
 def split_host_port(text: str, *, names: bool) -> tuple[str, int | None]:
-    """"host[:port]" or "[v6][:port]" -> (host without brackets, port or None).
+    """Split "host[:port]" or "[v6][:port]" into (host without brackets, port or None).
 
     names: a DNS name may stand for the host; otherwise it must be an IP literal.
     Raises ValueError with the reason.

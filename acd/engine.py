@@ -110,7 +110,7 @@ class Engine:
     # intake --------------------------------------------------------------------------------
     def on_message(self, data: bytes, source: Address) -> None:
         """One datagram or framed stream message from `source` = (transport, ip, port)."""
-        if self.auth.limiter._bans and self.auth.is_banned(source[1]):
+        if self.auth.limiter.any_bans and self.auth.is_banned(source[1]):
             self.metrics.dropped_banned.inc()
             return
         sip = self.config.sip

@@ -375,6 +375,16 @@ class Node:
             self.problem(f"must be true or false, got {shown(raw.value)}")
             return None
 
+    def ref(self, known: Collection[str], what: str) -> str | None:
+        """A name defined elsewhere in the file (a trunk, a queue...), e.g. a route target."""
+        value = self.text(numeric=True)
+        if value is None or value in known:
+            return value
+        close = difflib.get_close_matches(value, list(known), n=1)
+        self.problem(f"unknown {what} {shown(value)}"
+                     + (f", did you mean {close[0]!r}?" if close else ""))
+        return None
+
     def network(self) -> IPNetwork | None:
         """An IP address or CIDR network; an address is its single-host network."""
         value = self.text()

@@ -124,6 +124,11 @@ class AuthFailureLimiter:
         return [(key, until) for key, until in self._bans.items() if now is None or now < until]
 
     @property
+    def any_bans(self) -> bool:
+        """Cheap check before the per-packet is_banned lookup: most of the time nobody is."""
+        return bool(self._bans)
+
+    @property
     def tracked(self) -> int:
         """Number of addresses with failure history (for metrics and tests)."""
         return len(self._failures)

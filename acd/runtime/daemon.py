@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
+import secrets
 import signal
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +31,9 @@ __all__ = ["Daemon", "TimerDriver"]
 log = structlog.get_logger("acd.daemon")
 
 DRAIN_TIMEOUT = 32.0
+# Digest nonces are MACed with this key; keeping it across restarts lets phones holding a
+# nonce from before the restart be answered stale=true instead of failing authentication.
+NONCE_KEY_FILE = Path("var/nonce.key")
 # Sections that only take effect at start: changing them in a reload is reported, not applied
 _RESTART_ONLY = ("sip.listen", "admin.listen", "store", "events")
 
@@ -96,7 +101,7 @@ class Daemon:
         self.transports = SipTransports(lambda d, s: self.engine.on_message(d, s),
                                         max_message_size=cfg.sip.max_message_size)
         self.engine = Engine(cfg, clock=self.clock, network=self.transports, timers=timers,
-                             store_submit=writer.submit)
+                             store_submit=writer.submit, secret=_nonce_secret(NONCE_KEY_FILE))
         self.writer = writer
         eng = self.engine
         self.transports.on_transport_error = eng.layer.transport_error
@@ -178,6 +183,25 @@ class Daemon:
         configure_logging(new.logging.level, new.logging.format)
         log.info("config reloaded", changed=list(sections), digest=new.digest)
         return []
+
+
+def _nonce_secret(path: Path) -> bytes:
+    try:
+        key = path.read_bytes()
+        if len(key) >= 32:
+            return key
+    except OSError:
+        pass
+    key = secrets.token_bytes(32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+    except OSError as exc:
+        log.warning("cannot keep the nonce key; nonces will not survive a restart",
+                    path=str(path), error=str(exc))
+    return key
 
 
 def _differs(old: Config, new: Config, dotted: str) -> bool:

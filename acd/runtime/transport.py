@@ -16,6 +16,7 @@ import errno
 import ipaddress
 import socket
 from collections.abc import Callable
+from typing import cast
 
 import structlog
 
@@ -51,8 +52,8 @@ class _TcpConnection(asyncio.Protocol):
         self.pending: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not subclass asyncio.Transport; they quack like one
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if self.key is None:
             self.key = (peer[0], peer[1])
@@ -64,7 +65,7 @@ class _TcpConnection(asyncio.Protocol):
         owner.tcp[self.key] = self
         owner.on_tcp_count(len(owner.tcp))
         for data in self.pending:
-            transport.write(data)
+            self.transport.write(data)
         self.pending.clear()
 
     def data_received(self, data: bytes) -> None:

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
-from acd.adapters.store import DeleteAor, UpsertBinding, WriteBehind
+from acd.adapters.store import DeleteAor, Store, UpsertBinding, WriteBehind
 from acd.adapters.store.migrate import current_revision, head_revision
 from tests.unit.test_store import (
     Backend,
@@ -35,8 +35,11 @@ async def pg() -> AsyncIterator[Backend]:
 
 
 async def test_concurrent_starts_migrate_once(pg: Backend) -> None:
-    stores = await asyncio.gather(*(pg.open() for _ in range(4)))
+    async with asyncio.timeout(30):
+        opened = await asyncio.gather(*(pg.open() for _ in range(4)), return_exceptions=True)
+    stores = [s for s in opened if isinstance(s, Store)]
     try:
+        assert [s for s in opened if not isinstance(s, Store)] == []
         assert await run_sync(stores[0], current_revision) == head_revision()
         versions = await run_sync(
             stores[0], lambda c: c.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar()

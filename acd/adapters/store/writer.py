@@ -9,8 +9,8 @@ transaction each, every ``interval`` or as soon as ``batch_size`` are pending.
 A batch that fails is put back in front of newer ops (which still win) and retried
 with exponential backoff; transient failures never lose an op.  Re-applying a batch
 whose commit outcome is unknown is safe because every op is idempotent.  The one
-exception is an op the database rejects for its content (SQLSTATE classes 22/23,
-e.g. a NUL byte in PostgreSQL text): retrying cannot help and would block every
+exception is an op the database rejects for its content (see ``is_permanent``, e.g.
+a NUL byte in PostgreSQL text): retrying cannot help and would block every
 later op, so such a batch is replayed op by op and only the culprits are dropped,
 logged and counted in ``rejected``.
 """
@@ -40,8 +40,19 @@ class OpSink(Protocol):
 
 
 def is_permanent(exc: BaseException) -> bool:
-    """Whether the database refused the data itself, so retrying the same op is futile."""
-    return isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError)
+    """Whether the data itself was refused, so retrying the same op can never succeed.
+
+    That is SQLSTATE class 22 (data exception) or 23 (integrity violation), which
+    asyncpg also raises for text it cannot encode, or a value the driver could not
+    convert at all (e.g. an int beyond SQLite's 64 bits).  Anything else, lost
+    connections included, is worth retrying.
+    """
+    if isinstance(exc, sa.exc.DBAPIError):
+        if isinstance(exc, sa.exc.IntegrityError | sa.exc.DataError):
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return str(sqlstate or "")[:2] in ("22", "23")
+    return isinstance(exc, sa.exc.StatementError | ValueError | TypeError | OverflowError)
 
 
 class WriteBehind:
