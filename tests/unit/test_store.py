@@ -101,6 +101,11 @@ async def postgres_backend() -> AsyncIterator[Backend]:
         await admin.execute(f'CREATE SCHEMA "{schema}"')
         yield Backend(url, {"server_settings": {"search_path": schema, "application_name": schema}})
     finally:
+        # Sessions a failed test left open would hold locks and hang the DROP.
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            schema,
+        )
         await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await admin.close()
 
@@ -174,6 +179,23 @@ async def test_open_migrates_and_reopen_keeps_data(backend: Backend) -> None:
         assert versions == 1
     finally:
         await again.close()
+
+
+async def test_concurrent_opens_in_one_process(backend: Backend, tmp_path: Path) -> None:
+    other = Backend(f"sqlite+aiosqlite:///{tmp_path}/other.sqlite3")
+    async with asyncio.timeout(30):
+        opened = await asyncio.gather(
+            *(b.open() for b in (backend, other, backend, other, backend)),
+            return_exceptions=True,
+        )
+    stores = [s for s in opened if isinstance(s, Store)]
+    try:
+        assert [e for e in opened if not isinstance(e, Store)] == []
+        for s in stores:
+            assert await run_sync(s, current_revision) == head_revision()
+    finally:
+        for s in stores:
+            await s.close()
 
 
 async def test_migrated_database_matches_schema_module(store: Store) -> None:

@@ -47,7 +47,7 @@ def current_revision(connection: sa.Connection) -> str | None:
 
 def upgrade_to_head(connection: sa.Connection) -> None:
     """Apply every missing revision on ``connection``, inside its open transaction."""
-    if False:
+    if connection.dialect.name == "postgresql":
         # Serializes concurrent starts; released by the caller's commit or rollback.
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
     command.upgrade(alembic_config(connection), "head")

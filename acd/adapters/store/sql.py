@@ -8,10 +8,12 @@ this class directly: the call path goes through ``WriteBehind``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from itertools import groupby
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -73,7 +75,7 @@ class Store:
         """
         engine = _create_engine(url, dict(connect_args or {}), sqlite_busy_timeout_ms)
         try:
-            async with _immediate(engine).begin() as conn:
+            async with _migration_lock(), _immediate(engine).begin() as conn:
                 await conn.run_sync(upgrade_to_head)
         except BaseException:
             await engine.dispose()
@@ -178,6 +180,23 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     def _on_begin(conn: sa.Connection) -> None:
         mode = conn.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _migration_lock() -> asyncio.Lock:
+    """One migration at a time per event loop, whatever the database.
+
+    alembic keeps the running migration in module globals (``alembic.context``,
+    ``alembic.op``), and ``run_sync`` yields to the loop at every driver round trip,
+    so two stores opening at once in one process would run in each other's context.
+    """
+    loop = asyncio.get_running_loop()
+    lock = _migration_locks.get(loop)
+    if lock is None:
+        lock = _migration_locks[loop] = asyncio.Lock()
+    return lock
+
+
+_migration_locks: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = WeakKeyDictionary()
 
 
 def _immediate(engine: AsyncEngine) -> AsyncEngine:
