@@ -628,6 +628,29 @@ async def test_retries_back_off_instead_of_spinning() -> None:
     assert 3 <= attempts <= 10
 
 
+async def test_close_without_start_still_writes() -> None:
+    sink = ModelSink()
+    writer = WriteBehind(sink)
+    writer.submit(UpsertBinding(binding("a", "sip:x@h")))
+    await writer.close()
+    assert sink.state[0] == {("a", "sip:x@h"): binding("a", "sip:x@h")}
+
+
+async def test_in_flight_counts_the_batch_being_written() -> None:
+    seen: list[tuple[int, int]] = []
+
+    class Watching:
+        async def apply(self, ops: Sequence[StoreOp]) -> None:
+            seen.append((writer.pending, writer.in_flight))
+
+    writer = WriteBehind(Watching(), batch_size=2)
+    for c in ("sip:x@h", "sip:y@h", "sip:z@h"):
+        writer.submit(UpsertBinding(binding("a", c)))
+    await writer.flush()
+    assert seen == [(1, 2), (0, 1)]
+    assert writer.in_flight == 0
+
+
 def test_delete_aor_supersedes_pending_ops_of_that_aor() -> None:
     writer = WriteBehind(ModelSink())
     for contact in ("sip:x@h", "sip:y@h"):

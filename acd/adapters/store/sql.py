@@ -182,6 +182,9 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+_migration_locks: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = WeakKeyDictionary()
+
+
 def _migration_lock() -> asyncio.Lock:
     """One migration at a time per event loop, whatever the database.
 
@@ -194,9 +197,6 @@ def _migration_lock() -> asyncio.Lock:
     if lock is None:
         lock = _migration_locks[loop] = asyncio.Lock()
     return lock
-
-
-_migration_locks: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = WeakKeyDictionary()
 
 
 def _immediate(engine: AsyncEngine) -> AsyncEngine:

@@ -58,9 +58,9 @@ def is_permanent(exc: BaseException) -> bool:
 class WriteBehind:
     """Coalescing write-behind queue in front of an ``OpSink``.
 
-    Counters for metrics: ``pending`` (ops waiting, after coalescing), ``submitted``,
-    ``flushed`` (ops written), ``failed_batches``, ``rejected`` (ops dropped as
-    permanently invalid), ``last_error``.
+    Counters for metrics: ``pending`` (ops queued, after coalescing), ``in_flight``
+    (ops of the batch being written), ``submitted``, ``flushed`` (ops written),
+    ``failed_batches``, ``rejected`` (ops dropped as permanently invalid), ``last_error``.
     """
 
     def __init__(
@@ -83,6 +83,7 @@ class WriteBehind:
         self.flushed = 0
         self.failed_batches = 0
         self.rejected = 0
+        self.in_flight = 0
         self.last_error: str | None = None
         # Insertion order is write order: a resubmitted key moves to the end.
         self._pending: dict[Key, _Entry] = {}
@@ -181,7 +182,12 @@ class WriteBehind:
     async def _flush_until(self, target: int) -> None:
         async with self._lock:
             while self._pending and next(iter(self._pending.values()))[0] <= target:
-                await self._write(self._take(self._batch_size))
+                batch = self._take(self._batch_size)
+                self.in_flight = len(batch)
+                try:
+                    await self._write(batch)
+                finally:
+                    self.in_flight = 0
 
     async def _write(self, batch: list[_Entry]) -> None:
         try:
