@@ -9,20 +9,27 @@ asserted to the exact deadline without sleeping.
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["TimerHandle", "Timers"]
 
 
+_sequence = itertools.count()
+
+
 class TimerHandle:
-    __slots__ = ("args", "callback", "cancelled", "when")
+    __slots__ = ("_seq", "args", "callback", "cancelled", "when")
 
     def __init__(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.when = when
         self.callback = callback
         self.args = args
         self.cancelled = False
+        # heapq is not stable: equal deadlines must still fire in scheduling order, or runs
+        # (and the tests replaying them) stop being deterministic
+        self._seq = next(_sequence)
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -30,7 +37,7 @@ class TimerHandle:
         self.args = ()
 
     def __lt__(self, other: TimerHandle) -> bool:
-        return self.when < other.when
+        return (self.when, self._seq) < (other.when, other._seq)
 
 
 def _noop(*_: Any) -> None:
@@ -64,7 +71,8 @@ class Timers:
         return heap[0].when if heap else None
 
     def run_due(self, now: float) -> int:
-        """Run every callback whose deadline is <= now, in deadline order. Returns how many."""
+        """Run every callback whose deadline is <= now, in deadline order (scheduling order
+        among equal deadlines). Returns how many."""
         heap = self._heap
         ran = 0
         while heap and heap[0].when <= now:
