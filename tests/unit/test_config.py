@@ -24,6 +24,7 @@ from acd.config import (
     load_config,
     load_config_text,
 )
+from acd.yamlsource import Fields, Node, Report, parse
 
 DEMO = Path(__file__).resolve().parents[2] / "config" / "acd.yaml"
 
@@ -770,3 +771,33 @@ def test_deep_nesting_and_recursive_aliases_become_problems() -> None:
     assert errors(base("accounts: &a [*a]\n")) == [
         "t.yaml:4: accounts[0]: must be a mapping, got a list"]
     assert load(base("logging: &a {<<: *a, level: debug}\n")).logging.level == "debug"
+
+
+# -- the toolkit future sections are written with ------------------------------------------
+
+
+def toolkit(text: str) -> tuple[Fields, Report]:
+    report = Report("k.yaml")
+    return Node.root(parse(text, report), report).fields(("flag", "queue", "n")), report
+
+
+def test_toolkit_bool_and_reference_getters() -> None:
+    f, report = toolkit("flag: yes\nqueue: sales\n")
+    assert f.opt_bool("flag", False) is True
+    assert f.req("queue", "", lambda n: n.ref({"sales", "support"}, "queue")) == "sales"
+    assert f.opt_int("n", 7) == 7
+    assert report.problems == []
+
+    f, report = toolkit("flag: 1\nqueue: salse\n")
+    assert f.opt_bool("flag", False) is False
+    assert f.req("queue", "", lambda n: n.ref({"sales", "support"}, "queue")) == ""
+    f.req_int("n")
+    assert not f.ok("flag") and not f.ok("queue") and not f.ok("n")
+    assert [str(p) for p in report.problems] == [
+        "k.yaml:1: flag: must be true or false, got an integer",
+        "k.yaml:2: queue: unknown queue 'salse', did you mean 'sales'?",
+        "k.yaml:1: n: is required",
+    ]
+    with pytest.raises(ConfigError) as info:
+        report.raise_if_any()
+    assert [p.line for p in info.value.problems] == [1, 1, 2]
