@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 TARGET_RATE = 8000
+MIN_RATE, MAX_RATE = 2000, 768000
 
 PCM, IEEE_FLOAT, ALAW, MULAW, EXTENSIBLE = 1, 3, 6, 7, 0xFFFE
 # Every KSDATAFORMAT_SUBTYPE_* GUID for a classic format tag is the tag followed by this tail.
@@ -81,8 +82,12 @@ def _parse_fmt(path: str, body: bytes) -> WavFormat:
         tag = struct.unpack_from("<H", guid)[0]
     if tag not in _WIDTHS:
         raise AudioFileError(path, f"unsupported WAV format tag {tag:#x}")
-    if channels < 1 or rate < 1:
-        raise AudioFileError(path, f"bad fmt chunk: {channels} channels at {rate} Hz")
+    if channels < 1:
+        raise AudioFileError(path, "fmt chunk says 0 channels")
+    # Outside this range a file is broken, not exotic; and a 1 Hz header on a big data chunk
+    # would make the resampler allocate thousands of times the file size.
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioFileError(path, f"unsupported sample rate {rate} Hz")
     fmt = WavFormat(tag, channels, rate, bits, block_align)
     if block_align % channels or fmt.sample_width not in _WIDTHS[tag]:
         raise AudioFileError(

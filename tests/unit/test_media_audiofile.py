@@ -9,6 +9,8 @@ import wave
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from media._audioop import audioop
 from media.audiofile import (
@@ -100,6 +102,7 @@ def amplitude(pcm: bytes, freq: float, rate: int = 8000) -> float:
         (32000, 3, 4, 1, True),  # extensible float
         (8000, 7, 1, 2, True),  # extensible mu-law stereo
         (6000, 1, 2, 1, False),  # below 8 kHz: upsampled
+        (3000, 1, 2, 1, False),  # well below 8 kHz
     ],
 )
 def test_formats_load_to_8k_mono(
@@ -163,6 +166,16 @@ def _bad(tmp_path: Path, content: bytes) -> Path:
             b"RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00"
             + struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16),
             "no data chunk",
+        ),
+        (
+            b"RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00"
+            + struct.pack("<HHIIHH", 1, 1, 1, 2, 2, 16),
+            "sample rate 1 Hz",
+        ),
+        (
+            b"RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00"
+            + struct.pack("<HHIIHH", 1, 0, 8000, 2, 2, 16),
+            "0 channels",
         ),
         (
             b"RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00"
@@ -249,3 +262,38 @@ def test_shared_prompt_loads_unchanged() -> None:
     with wave.open(str(AUDIO / "prompt-en-8k.wav")) as r:
         expected = r.readframes(r.getnframes())
     assert load_audio_8k(AUDIO / "prompt-en-8k.wav") == expected
+
+
+fmt_bodies = st.builds(
+    lambda tag, ch, rate, block, bits, tail: (
+        struct.pack("<HHIIHH", tag, ch, rate, 0, block, bits) + tail
+    ),
+    st.sampled_from([1, 3, 6, 7, 0xFFFE, 0x55, 0]),
+    st.integers(0, 3),
+    st.integers(0, 96000),
+    st.integers(0, 16),
+    st.integers(0, 64),
+    st.binary(max_size=30),
+)
+chunks = st.one_of(
+    fmt_bodies.map(lambda b: b"fmt " + struct.pack("<I", len(b)) + b),
+    st.binary(max_size=64).map(lambda b: b"data" + struct.pack("<I", len(b)) + b),
+    st.tuples(
+        st.binary(min_size=4, max_size=4), st.integers(0, 2**32 - 1), st.binary(max_size=20)
+    ).map(lambda t: t[0] + struct.pack("<I", t[1]) + t[2]),
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(chunks, max_size=5), st.binary(max_size=8))
+def test_reader_raises_only_audio_file_error(
+    tmp_path: Path, parts: list[bytes], tail: bytes
+) -> None:
+    body = b"WAVE" + b"".join(parts) + tail
+    path = tmp_path / "fuzz.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    try:
+        pcm = load_audio_8k(path)
+    except AudioFileError:
+        return
+    assert len(pcm) % 2 == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Callable
 
 import pytest
@@ -223,3 +224,43 @@ def test_jitter_ignores_timestamp_wraparound() -> None:
     for i in range(50):
         st_.update(i, (0xFFFFFFFF - 800 + 160 * i) & 0xFFFFFFFF, 1000.0 + 0.02 * i)
     assert st_.jitter < 1e-6
+
+
+@given(
+    st.integers(0, 0xFFFF),
+    st.lists(st.tuples(st.booleans(), st.integers(0, 2)), max_size=300),
+    st.randoms(use_true_random=False),
+)
+def test_stats_against_a_model(
+    seq0: int, fates: list[tuple[bool, int]], rnd: random.Random
+) -> None:
+    """Random loss, duplication and local reordering across the 16-bit wrap: the counters
+    match a straightforward model computed on the unwrapped indices."""
+    arrivals = [0]  # the first packet arrives first, so it defines the base
+    for i, (lost, copies) in enumerate(fates, start=1):
+        if not lost:
+            arrivals += [i] * (1 + copies % 2)
+    # local reordering: swap neighbours a few positions apart (well inside MAX_MISORDER)
+    for j in range(1, len(arrivals) - 1):
+        k = min(len(arrivals) - 1, j + rnd.randint(0, 4))
+        if rnd.random() < 0.2:
+            arrivals[j], arrivals[k] = arrivals[k], arrivals[j]
+    stats = RtpReceiverStats()
+    seen: set[int] = set()
+    highest = -1
+    reordered = duplicates = 0
+    for n, idx in enumerate(arrivals):
+        if idx in seen:
+            duplicates += 1
+        elif idx < highest:
+            reordered += 1
+        seen.add(idx)
+        highest = max(highest, idx)
+        stats.update((seq0 + idx) & 0xFFFF, 160 * idx, 0.02 * n, 160)
+    assert stats.packets == len(arrivals)
+    assert stats.received == len(seen)
+    assert stats.duplicates == duplicates
+    assert stats.reordered == reordered
+    assert stats.expected == highest + 1
+    assert stats.lost == highest + 1 - len(seen)
+    assert stats.extended_max == seq0 + highest
