@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from media._audioop import audioop
-from media.rtp import RtpParseError
+from media.rtppacket import RtpParseError
 
 __all__ = [
     "DIGITS",

@@ -52,8 +52,10 @@ def _to_native(pcm: bytes) -> bytes:
 
 
 def encode(codec: Codec, pcm: bytes) -> bytes:
-    """16-bit LE linear PCM -> G.711 bytes (one byte per sample). An odd trailing byte is an
-    error from audioop (ValueError-like `audioop.error`), never silently dropped."""
+    """16-bit LE linear PCM -> G.711 bytes (one byte per sample). ValueError for an odd
+    length: half a sample is a framing bug upstream, not something to drop silently."""
+    if len(pcm) & 1:
+        raise ValueError("linear PCM must be whole 16-bit samples")
     pcm = _to_native(pcm)
     if codec is Codec.PCMU:
         return audioop.lin2ulaw(pcm, 2)

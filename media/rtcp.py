@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from media.rtp import RtpParseError
+from media.rtppacket import RtpParseError
 
 __all__ = [
     "APP",

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Callable
 
 from media.rtcp import ReportBlock
-from media.rtp import parse_header, rtp_payload
+from media.rtppacket import parse_header, rtp_payload
 
 __all__ = ["RtpReceiverStats", "RtpSender"]
 

@@ -74,3 +74,9 @@ def test_silence_transcodes_to_silence() -> None:
     # A-law has no zero code word (0xD5 is +8), so the other way round it is only near-silence.
     back = struct.unpack("<160h", decode(Codec.PCMU, alaw_to_ulaw(silence(Codec.PCMA))))
     assert max(abs(v) for v in back) <= 8
+
+
+@pytest.mark.parametrize("codec", list(Codec))
+def test_odd_length_pcm_is_rejected(codec: Codec) -> None:
+    with pytest.raises(ValueError):
+        encode(codec, b"\x00\x00\x00")
