@@ -36,11 +36,14 @@ _PASSWORD_RE = re.compile(rf"[{_UNRESERVED}%&=+$,]*")
 _PARAM_RE = re.compile(rf"[{_UNRESERVED}%\[\]/:&+$]+")
 _HEADERS_RE = re.compile(rf"[{_UNRESERVED}%\[\]/?:+$=&]+")
 _BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$")
-_IPV4_RE = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
-_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
+# Used with fullmatch only: "$" would also match before a trailing newline, letting a line
+# break into a host that is later written into other messages.
+_HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?")
+_IPV4_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 # RFC 3261's IPv6reference ABNF admits "2001:db8:::192.0.2.1" (RFC 5118 §4.10): tolerate it.
-_IPV6_LOOSE_RE = re.compile(r"^[0-9A-Fa-f:.]+$")
+_IPV6_LOOSE_RE = re.compile(r"[0-9A-Fa-f:.]+")
+_PORT_RE = re.compile(r"[0-9]{1,5}")
 
 
 def unescape(text: str) -> str:
@@ -65,10 +68,10 @@ def _valid_host(host: str) -> bool:
             ipaddress.IPv6Address(inner)
             return True
         except ValueError:
-            return bool(_IPV6_LOOSE_RE.match(inner)) and inner.count(":") >= 2
-    if _IPV4_RE.match(host):
+            return bool(_IPV6_LOOSE_RE.fullmatch(inner)) and inner.count(":") >= 2
+    if _IPV4_RE.fullmatch(host):
         return all(int(p) <= 255 for p in host.split("."))
-    return bool(_HOSTNAME_RE.match(host))
+    return bool(_HOSTNAME_RE.fullmatch(host))
 
 
 _HOSTPORT_CACHE: dict[str, tuple[str, int | None]] = {}
@@ -101,7 +104,8 @@ def _parse_host_port(text: str) -> tuple[str, int | None]:
         raise URIError(f"bad host {host!r}")
     port: int | None = None
     if port_text is not None:
-        if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
+        # str.isdigit() would admit "²" (int() then fails) and "١٢" (int() says 12)
+        if not _PORT_RE.fullmatch(port_text) or int(port_text) > 65535:
             raise URIError(f"bad port {port_text!r}")
         port = int(port_text)
     return host, port
@@ -198,7 +202,7 @@ def parse_uri(text: str) -> URI:
     rest = text[colon + 1 :]
     lscheme = scheme.lower()
     if lscheme not in ("sip", "sips"):
-        if not _SCHEME_RE.match(scheme) or not rest:
+        if not _SCHEME_RE.fullmatch(scheme) or not rest:
             raise URIError(f"bad URI {text!r}")
         for ch in rest:
             if ch <= " " or ch in '<>"' or ch == "\x7f":
@@ -243,6 +247,21 @@ def parse_uri(text: str) -> URI:
 
 
 _SIGNIFICANT_PARAMS = ("user", "ttl", "method", "maddr", "transport")
+_ESCAPE_RE = re.compile(r"%([0-9A-Fa-f]{2})")
+_RESERVED = frozenset(b";/?:@&=+$,")  # RFC 2396
+
+
+def _decode_unreserved(m: re.Match[str]) -> str:
+    code = int(m.group(1), 16)
+    return f"%{code:02X}" if code in _RESERVED else chr(code)
+
+
+def _norm_userinfo(text: str | None) -> str | None:
+    """§19.1.4: an escaped character equals the raw one unless it is reserved, so
+    'alice%3Bday' (one user) differs from 'alice;day'; hex case never matters."""
+    if text is None or "%" not in text:
+        return text
+    return _ESCAPE_RE.sub(_decode_unreserved, text)
 
 
 def _norm_params(uri: SipURI) -> dict[str, str | None]:
@@ -270,11 +289,9 @@ def uri_equal(a: URI, b: URI) -> bool:
         )
     if a.scheme != b.scheme or a.host_bare != b.host_bare or a.port != b.port:
         return False
-    if a.user_unescaped != b.user_unescaped:
+    if _norm_userinfo(a.user) != _norm_userinfo(b.user):
         return False
-    pa = None if a.password is None else unescape(a.password)
-    pb = None if b.password is None else unescape(b.password)
-    if pa != pb:
+    if _norm_userinfo(a.password) != _norm_userinfo(b.password):
         return False
     ap, bp = _norm_params(a), _norm_params(b)
     for name in _SIGNIFICANT_PARAMS:
