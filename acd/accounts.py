@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from acd.config import Account, Config
+from acd.config import Account, Config, Trunk
 from sip.auth import AuthStatus, DigestAuthenticator, Secret
 from sip.authparams import AuthParseError, parse_auth_value
 from sip.message import Request, Response
@@ -28,10 +28,11 @@ log = structlog.get_logger("acd.auth")
 
 @dataclass(frozen=True, slots=True)
 class AuthResult:
-    """Either an authenticated account, or the response that answers the request."""
+    """An authenticated account or trunk, or the response that answers the request."""
 
     account: Account | None
     response: Response | None
+    trunk: Trunk | None = None
 
 
 class AccountAuth:
@@ -41,10 +42,12 @@ class AccountAuth:
         secret: bytes,
         wall: Callable[[], float],
         on_ban: Callable[[str, float], None] | None = None,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self._wall = wall
         self._secret = secret
         self.on_ban = on_ban
+        self.on_failure = on_failure
         self.failures = 0
         self.apply_config(config)
 
@@ -67,10 +70,15 @@ class AccountAuth:
             self.limiter = AuthFailureLimiter(ban.max_failures, ban.window, ban.ban_time,
                                               sec.trusted_networks)
         self.accounts = {a.user: a for a in config.accounts}
-        self._secrets = {
+        # providers that identify their INVITEs with digest credentials instead of an address
+        self.trunk_users = {t.inbound.auth.username: t for t in config.trunks
+                            if t.inbound.auth is not None}
+        self._secrets = {u: Secret(password=t.inbound.auth.password)
+                         for u, t in self.trunk_users.items() if t.inbound.auth is not None}
+        self._secrets.update({
             a.user: Secret(password=a.password, ha1_md5=a.ha1, ha1_sha256=a.ha1_sha256)
             for a in config.accounts
-        }
+        })
         self.server = config.sip.user_agent
 
     def is_banned(self, ip: str) -> bool:
@@ -97,7 +105,9 @@ class AccountAuth:
         outcome = self.digest.verify(creds, req.method, self._secrets.get, now)
         st = outcome.status
         if st is AuthStatus.OK:
-            account = self.accounts[outcome.username or ""]
+            account = self.accounts.get(outcome.username or "")
+            if account is None:
+                return AuthResult(None, None, self.trunk_users[outcome.username or ""])
             if account.allowed_networks and not _ip_in(source_ip, account.allowed_networks):
                 log.info("source not allowed for account", user=account.user, src=source_ip,
                          call_id=req.call_id)
@@ -109,6 +119,8 @@ class AccountAuth:
             return AuthResult(None, self._error(txn, 400, f"Bad Authorization: {outcome.reason}"))
         # FAILED (wrong password or unknown user, indistinguishable) and REPLAY
         self.failures += 1
+        if self.on_failure is not None:
+            self.on_failure(source_ip)
         log.info("authentication failed", user=creds.get("username"), src=source_ip,
                  call_id=req.call_id, reason=outcome.reason)
         if self.limiter.record_failure(source_ip, now):

@@ -80,7 +80,8 @@ class Engine:
             clock=clock.now, tag_source=self.ids.tag, server_header=config.sip.user_agent,
         )
         self.auth = AccountAuth(config, secret or self.ids.token(32).encode(), clock.wall,
-                                on_ban=self._on_ban)
+                                on_ban=self._on_ban,
+                                on_failure=lambda ip: self.metrics.auth_failures.inc())
         self.registrations = RegistrationService(self, config)
         self.trunks = TrunkService(self, config)
         self._handlers: dict[str, Callable[[ServerTransaction, Request], None]] = {
@@ -89,6 +90,9 @@ class Engine:
             "INVITE": self._on_invite,
             "CANCEL": self._on_cancel,
             "BYE": self._on_bye,
+            # in Allow, so they must not get 405; like BYE they only exist inside a dialog
+            "INFO": self._on_bye,
+            "UPDATE": self._on_bye,
         }
         self.bus.subscribe(lambda ev: self.metrics.events_published.inc())
 
@@ -250,10 +254,11 @@ class Engine:
         trunk = self.trunks.match_source(txn.source[1], txn.source[2])
         if trunk is None:
             result = self.auth.authenticate(txn, req, txn.source[1], proxy=True)
-            if result.account is None:
-                assert result.response is not None
+            if result.response is not None:
                 self._respond(txn, result.response)
                 return
+            trunk = result.trunk
+        if trunk is None:
             known = number in self.trunks.hotlines or number in self.auth.accounts
         else:
             known = number in trunk.hotlines
@@ -270,6 +275,8 @@ class Engine:
         if invite is None:
             self._respond(txn, txn.make_response(481))
             return
+        # §9.2: the CANCEL's response and the INVITE's carry the same To tag
+        txn.to_tag = invite.to_tag
         self._respond(txn, txn.make_response(200))
         if invite.last_response is None or invite.last_response.status < 200:
             invite.respond(invite.make_response(487))
@@ -330,6 +337,7 @@ class Engine:
         """Once a second: expire bindings, qualify contacts, refresh gauges."""
         self.registrations.expire()
         self.registrations.qualify_tick(self.config.registrar.qualify_interval)
+        self.registrations.refresh_gauges()
         self.metrics.transactions.labels(side="server").set(len(self.layer.servers))
         self.metrics.transactions.labels(side="client").set(len(self.layer.clients))
         self.metrics.banned_sources.set(len(self.auth.limiter.banned(self.clock.wall())))

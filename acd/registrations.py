@@ -102,6 +102,10 @@ class RegistrationService:
                 txn.respond(txn.make_response(400, "Contact must be a SIP URI"))
                 return
         auth = eng.auth.authenticate(txn, req, txn.source[1], proxy=False)
+        if auth.trunk is not None:
+            eng.metrics.register_requests.labels(result="403").inc()
+            txn.respond(txn.make_response(403, "Forbidden (trunk credentials cannot register)"))
+            return
         if auth.account is None:
             assert auth.response is not None
             eng.metrics.register_requests.labels(result=str(auth.response.status)).inc()
@@ -156,7 +160,6 @@ class RegistrationService:
             if ch.kind is not ChangeKind.REFRESHED:
                 log.info(f"binding {ch.kind.value}", aor=b.aor, contact=b.contact, src=b.source,
                          call_id=call_id, reason=ch.reason or None)
-        eng.metrics.bindings.set(len(self.registrar))
 
     def expire(self) -> None:
         changes = self.registrar.expire(self.engine.clock.wall())
@@ -216,8 +219,12 @@ class RegistrationService:
                      reachable=reachable, rtt_ms=None if rtt is None else round(rtt * 1000, 1))
             self.engine.bus.emit("registration.reachability", {
                 "aor": b.aor, "contact": b.contact, "reachable": reachable})
-        self.engine.metrics.contacts_unreachable.set(
-            sum(1 for x in self.registrar.all_bindings() if x.reachable is False))
+
+    def refresh_gauges(self) -> None:
+        bindings = self.registrar.all_bindings()
+        m = self.engine.metrics
+        m.bindings.set(len(bindings))
+        m.contacts_unreachable.set(sum(1 for b in bindings if b.reachable is False))
 
     def snapshot(self) -> list[dict[str, Any]]:
         wall = self.engine.clock.wall()

@@ -218,6 +218,8 @@ class DigestAuthenticator:
         self._not_before = -math.inf if created is None else created
         # Unknown users are checked against this so they cost the same as known ones.
         self._dummy = Secret(password=secrets.token_hex(16))
+        self._templates = {False: self._challenge_templates(False),
+                           True: self._challenge_templates(True)}
 
     # -- challenges --------------------------------------------------------
 
@@ -225,13 +227,19 @@ class DigestAuthenticator:
         """WWW-Authenticate / Proxy-Authenticate values, one per algorithm, in
         the configured order (RFC 8760 §2.4: most preferred first)."""
         nonce = self.make_nonce(now)
-        values = []
+        return [head + nonce + tail for head, tail in self._templates[stale]]
+
+    def _challenge_templates(self, stale: bool) -> list[tuple[str, str]]:
+        """Each challenge split around its nonce: formatted once, not per request."""
+        marker = "\x01nonce\x01"
+        out = []
         for algo in self.algorithms:
-            params = {"realm": self.realm, "nonce": nonce, "algorithm": algo, "qop": "auth"}
+            params = {"realm": self.realm, "nonce": marker, "algorithm": algo, "qop": "auth"}
             if stale:
                 params["stale"] = "true"
-            values.append(format_auth_value("Digest", params, bare=_BARE_CHALLENGE))
-        return values
+            head, tail = format_auth_value("Digest", params, bare=_BARE_CHALLENGE).split(marker)
+            out.append((head, tail))
+        return out
 
     def make_nonce(self, now: float) -> str:
         if not math.isfinite(now):

@@ -12,6 +12,7 @@ total: malformed input raises AuthParseError and nothing else.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 __all__ = [
@@ -54,6 +55,9 @@ def parse_auth_value(value: str) -> tuple[str, dict[str, str]]:
     """
     if not isinstance(value, str):
         raise AuthParseError("header value must be str")
+    fast = _parse_fast(value)
+    if fast is not None:
+        return fast
     pos = _skip_lws(value, 0)
     scheme, pos = _read_token(value, pos)
     if not scheme:
@@ -78,6 +82,39 @@ def parse_auth_value(value: str) -> tuple[str, dict[str, str]]:
             if value[pos] != ",":
                 raise AuthParseError(f"expected ',' at offset {pos}")
             pos += 1
+
+
+_SCHEME_RE = re.compile(r"[ \t]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t]+")
+_FAST_PARAM_RE = re.compile(
+    r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t]*=[ \t]*"
+    r'(?:"([^"\\\r\n\x00]*)"|([^",\s\\]+))[ \t]*(?:,[ \t]*|$)'
+)
+
+
+def _parse_fast(value: str) -> tuple[str, dict[str, str]] | None:
+    """The common, plainly written case in a few regex steps; None sends the value to the
+    careful parser (escapes, empty list elements, errors and their messages)."""
+    m = _SCHEME_RE.match(value)
+    if m is None:
+        return None
+    scheme = m.group(1)
+    pos = m.end()
+    end = len(value)
+    params: dict[str, str] = {}
+    match = _FAST_PARAM_RE.match
+    while pos < end:
+        pm = match(value, pos)
+        if pm is None:
+            return None
+        name = pm.group(1).lower()
+        if name in params:
+            return None
+        text = pm.group(2)
+        params[name] = pm.group(3) if text is None else text
+        pos = pm.end()
+    if not params or value[end - 1] == ",":
+        return None
+    return scheme, params
 
 
 def format_auth_value(

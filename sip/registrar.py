@@ -108,6 +108,7 @@ class Registrar:
         self._aors: dict[str, list[Binding]] = {}
         self._expiry: list[tuple[float, int, Binding]] = []
         self._seq = 0
+        self._count = 0
 
     # queries -----------------------------------------------------------------------------
     def lookup(self, aor: str) -> list[Binding]:
@@ -122,12 +123,13 @@ class Registrar:
         return [b for bs in self._aors.values() for b in bs]
 
     def __len__(self) -> int:
-        return sum(len(bs) for bs in self._aors.values())
+        return self._count
 
     # changes -----------------------------------------------------------------------------
     def restore(self, binding: Binding) -> None:
         """Put back a binding loaded from the store (no event)."""
         self._aors.setdefault(binding.aor, []).append(binding)
+        self._count += 1
         self._push_expiry(binding)
 
     def _push_expiry(self, b: Binding) -> None:
@@ -239,6 +241,8 @@ class Registrar:
         return None
 
     def _set(self, aor: str, bindings: list[Binding]) -> None:
+        old = self._aors.get(aor)
+        self._count += len(bindings) - (len(old) if old is not None else 0)
         if bindings:
             self._aors[aor] = bindings
         else:
@@ -248,8 +252,7 @@ class Registrar:
         bs = self._aors.get(aor, [])
         for b in bs:
             if b.contact == contact:
-                bs.remove(b)
-                self._set(aor, bs)
+                self._set(aor, [x for x in bs if x is not b])
                 return b
         return None
 
@@ -262,8 +265,7 @@ class Registrar:
             bs = self._aors.get(b.aor)
             if bs is None or not any(x is b for x in bs) or b.expires_at > now:
                 continue  # refreshed or removed since this entry was pushed
-            bs.remove(b)
-            self._set(b.aor, bs)
+            self._set(b.aor, [x for x in bs if x is not b])
             out.append(BindingChange(ChangeKind.EXPIRED, b))
         return out
 

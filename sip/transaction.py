@@ -97,7 +97,7 @@ class ClientOwner(Protocol):
 
 class ServerTransaction:
     __slots__ = ("_timers", "_to_tag", "key", "last_response", "layer", "merge_key", "request",
-                 "source", "state", "wire")
+                 "source", "state", "target", "wire")
 
     def __init__(self, layer: TransactionLayer, key: tuple[str, ...], request: Request,
                  source: Address) -> None:
@@ -111,6 +111,7 @@ class ServerTransaction:
         self._timers: list[TimerHandle] = []
         self.merge_key: tuple[str, str, int, str] | None = None
         self._to_tag: str | None = None
+        self.target: Address | None = None  # where responses go, fixed once completed
 
     @property
     def to_tag(self) -> str:
@@ -179,6 +180,12 @@ class NonInviteServerTransaction(ServerTransaction):
         if self.reliable:
             self._terminate()
         else:
+            # For the 64*T1 of Timer J only the response bytes and their destination are
+            # needed; letting the request and response objects go keeps a busy registrar's
+            # memory (and the garbage collector's work) proportional to its bindings.
+            self.target = self.layer.response_target(self)
+            self.request = None  # type: ignore[assignment]
+            self.last_response = None
             self._after(self.layer.config.b, self._terminate)  # Timer J
 
     def receive(self, request: Request) -> None:
@@ -511,6 +518,8 @@ class TransactionLayer:
 
     def response_target(self, txn: ServerTransaction) -> Address:
         """§18.2.2 with RFC 3581: where responses to this request go."""
+        if txn.target is not None:
+            return txn.target
         source = txn.source
         if source[0] != "udp" or self.force_rport:
             return source
