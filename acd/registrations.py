@@ -147,6 +147,9 @@ class RegistrationService:
         for ch in changes:
             b = ch.binding
             if ch.kind is ChangeKind.ADDED or ch.kind is ChangeKind.REFRESHED:
+                prev = ch.previous
+                if prev is not None and prev.contact != b.contact:
+                    eng.store_submit(DeleteBinding(prev.aor, prev.contact))
                 eng.store_submit(UpsertBinding(binding_row(b)))
             else:
                 eng.store_submit(DeleteBinding(b.aor, b.contact))

@@ -69,6 +69,7 @@ class BindingChange:
     kind: ChangeKind
     binding: Binding
     reason: str = ""
+    previous: Binding | None = None  # REFRESHED: the binding it replaced
 
 
 @dataclass(slots=True)
@@ -206,10 +207,15 @@ class Registrar:
             params = format_params(na.params)
             if existing is not None:
                 updated.remove(existing)
-                b = Binding(aor, na.uri_text, na.uri, params, call_id, cseq, now + expires,
-                            existing.registered_at, now, source, q, user_agent, inst, reg_id,
-                            existing.reachable, existing.rtt, existing.last_qualified)
-                changes.append(BindingChange(ChangeKind.REFRESHED, b))
+                # the text first stored stays the binding's key (the store compares text,
+                # the registrar URIs by §19.1.4), unless an instance-id moved it elsewhere
+                same = uri_equal(existing.uri, na.uri)
+                b = Binding(aor, existing.contact if same else na.uri_text,
+                            existing.uri if same else na.uri, params, call_id, cseq,
+                            now + expires, existing.registered_at, now, source, q, user_agent,
+                            inst, reg_id, existing.reachable, existing.rtt,
+                            existing.last_qualified)
+                changes.append(BindingChange(ChangeKind.REFRESHED, b, previous=existing))
             else:
                 b = Binding(aor, na.uri_text, na.uri, params, call_id, cseq, now + expires, now,
                             now, source, q, user_agent, inst, reg_id)
