@@ -278,8 +278,14 @@ def parse_via(text: str) -> Via:
     semi = rest.find(";")
     sent_by = (rest if semi == -1 else rest[:semi]).strip(_WS)
     if " " in sent_by or "\t" in sent_by:
-        # LWS around the port colon: "host : 5060"
-        sent_by = "".join(sent_by.split())
+        # LWS may surround the port colon ("host : 5060") and nothing else: "host 5060" is
+        # not "host5060"
+        end = sent_by.find("]") + 1 if sent_by.startswith("[") else 0
+        colon = sent_by.find(":", end)
+        if colon != -1:
+            sent_by = sent_by[:colon].rstrip(_WS) + ":" + sent_by[colon + 1 :].lstrip(_WS)
+        if " " in sent_by or "\t" in sent_by:
+            raise HeaderError(f"whitespace inside Via sent-by {sent_by!r}")
     try:
         host, port = parse_host_port(sent_by)
     except URIError as exc:
@@ -376,6 +382,10 @@ def parse_name_addr(text: str, *, allow_wildcard: bool = False) -> NameAddr:
         if i >= n or text[i] != "<":
             raise HeaderError("quoted display name not followed by <")
     lt = text.find("<", i)
+    if lt != -1 and display is None and any(c in text[:lt] for c in ';"'):
+        # that '<' sits in a parameter of an addr-spec (+sip.instance="<urn:...>"): an
+        # unquoted display name cannot hold ';' or '"'
+        lt = -1
     if lt != -1:
         if display is None:
             name = text[:lt].strip(_WS)
@@ -428,14 +438,19 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
+# ASCII digits and LWS only: str.isdigit() admits "²" and Arabic-Indic digits, str.split()
+# splits on \x1c
+_CSEQ_RE = re.compile(r"[ \t]*([0-9]+)[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*")
+
+
 def parse_cseq(text: str) -> CSeq:
-    parts = text.split()
-    if len(parts) != 2 or not parts[0].isdigit() or not is_token(parts[1]):
+    m = _CSEQ_RE.fullmatch(text)
+    if m is None:
         raise HeaderError(f"bad CSeq {text!r}")
-    seq = int(parts[0])
+    seq = int(m.group(1))
     if seq > MAX_UINT32:
         raise HeaderError("CSeq number exceeds 2**32-1")
-    return CSeq(seq, parts[1])
+    return CSeq(seq, m.group(2))
 
 
 def parse_uint(text: str, what: str, maximum: int = MAX_UINT32) -> int:

@@ -12,7 +12,7 @@ RFC 5626 CRLF keep-alive ping.
 
 from __future__ import annotations
 
-from sip.headers import _KEY_CACHE, MAX_UINT32, HeaderError, header_key, is_token, parse_uint
+from sip.headers import MAX_UINT32, HeaderError, header_key, is_token, parse_uint
 from sip.message import Headers, Request, Response
 from sip.uri import SipURI, URIError, parse_uri
 
@@ -27,6 +27,10 @@ _SINGLE = frozenset(
 )
 _REQUIRED_REQUEST = ("via", "from", "to", "call-id", "cseq")
 _REQUIRED_RESPONSE = ("via", "from", "to", "call-id", "cseq")
+
+# Header names this parser has validated, with their keys. Not header_key's cache: anyone may
+# look up any name there, and a cached "Bad Name" must not skip the token check here.
+_VALID_NAMES: dict[str, tuple[str, str]] = {}  # as written -> (key, name without LWS)
 
 
 class ParseError(ValueError):
@@ -59,11 +63,13 @@ def _split_head(data: bytes) -> tuple[list[str], bytes, bool]:
     while start < n and data[start] in (13, 10):
         start += 1
     idx = data.find(b"\r\n\r\n", start)
-    if idx != -1:
+    # a bare-LF head ends at its first "\n\n", even if the body holds a CRLFCRLF later on
+    lf = data.find(b"\n\n", start, None if idx == -1 else idx)
+    if idx != -1 and lf == -1:
         head, rest, sep = data[start:idx], data[idx + 4 :], "\r\n"
         complete = True
     else:
-        idx = data.find(b"\n\n", start)
+        idx = lf
         if idx != -1:
             head, rest, sep, complete = data[start:idx], data[idx + 2 :], "\n", True
         else:
@@ -93,12 +99,15 @@ def _read_headers(lines: list[str], max_headers: int, method: str | None) -> Hea
         name, sep, value = line.partition(":")
         if not sep:
             raise ParseError(f"header line without colon: {line[:40]!r}", 400, headers, method)
-        key = _KEY_CACHE.get(name)  # names seen before were valid tokens then
-        if key is None:
-            name = name.rstrip(" \t")
-            if not is_token(name):
-                raise ParseError(f"bad header name {name[:40]!r}", 400, headers, method)
-            key = header_key(name)
+        known = _VALID_NAMES.get(name)
+        if known is None:
+            stripped = name.rstrip(" \t")
+            if not is_token(stripped):
+                raise ParseError(f"bad header name {stripped[:40]!r}", 400, headers, method)
+            known = (header_key(stripped), stripped)
+            if len(_VALID_NAMES) < 4096:  # bounded: header names come from the network
+                _VALID_NAMES[name] = known
+        key, name = known
         fields.append((key, name, value.strip(" \t")))
         if len(fields) > max_headers:
             raise ParseError("too many header fields", 400, headers, method)
@@ -178,11 +187,14 @@ def _parse(data: bytes, max_size: int, max_headers: int, stream: bool) -> Reques
     if not lines or not lines[0]:
         raise ParseError("empty message", None)
     start = lines[0]
-    if start.startswith("SIP/"):
+    # §7.1: the SIP-Version string is case-insensitive; we keep the upper-case form we send
+    if start[:4].upper() == "SIP/":
         version, _, tail = start.partition(" ")
         code, _, reason = tail.partition(" ")
-        if version != "SIP/2.0" or len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+        if (version.upper() != "SIP/2.0" or len(code) != 3 or not code.isascii()
+                or not code.isdigit() or not 100 <= int(code) <= 699):
             raise ParseError(f"bad status line {start[:60]!r}", None)
+        version = "SIP/2.0"
         headers = _read_headers(lines[1:], max_headers, None)
         if not complete:
             raise ParseError("no blank line after the headers", None, headers)
@@ -199,11 +211,13 @@ def _parse(data: bytes, max_size: int, max_headers: int, stream: bool) -> Reques
     if len(parts) != 3:
         raise ParseError("malformed request line", 400, headers, method)
     _, uri_text, version = parts
-    if version != "SIP/2.0":
-        v = version.upper()
-        if v.startswith("SIP/") and v[4:].replace(".", "").isdigit():
+    v = version.upper()
+    if v != "SIP/2.0":
+        digits = v[4:].replace(".", "")
+        if v.startswith("SIP/") and digits.isascii() and digits.isdigit():
             raise ParseError(f"version {version} not supported", 505, headers, method)
         raise ParseError("malformed request line", 400, headers, method)
+    version = v
     if not complete:
         raise ParseError("no blank line after the headers", 400, headers, method)
     try:
