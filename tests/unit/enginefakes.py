@@ -18,7 +18,7 @@ from pathlib import Path
 from acd.adapters.store import StoreOp
 from acd.config import Config, load_config, load_config_text
 from acd.engine import Engine
-from acd.events import Event
+from acd.events import Event, EventBus
 from sip.auth import build_authorization, choose_challenge, parse_auth_value
 from sip.builder import IdSource
 from sip.message import Request, Response
@@ -152,10 +152,12 @@ class Rig:
         self.ops: list[StoreOp] = []
         self.events: list[Event] = []
         rng = random.Random(seed)
+        # subscribed before the engine exists: trunks publish their first state from __init__
+        bus = EventBus(config.node_id, self.clock.wall)
+        bus.subscribe(self.events.append)
         self.engine = Engine(config, clock=self.clock, network=self.net, timers=self.timers,
-                             ids=IdSource(rng.randbytes), store_submit=self.ops.append,
-                             secret=secret)
-        self.engine.bus.subscribe(self.events.append)
+                             ids=IdSource(rng.randbytes), bus=bus,
+                             store_submit=self.ops.append, secret=secret)
 
     def deliver(self, data: bytes, source: Address) -> list[Sent]:
         self.engine.on_message(data, source)
