@@ -29,6 +29,8 @@ from sip.builder import IdSource, make_response_from_headers
 from sip.headers import split_list
 from sip.message import Headers, Request, Response
 from sip.parser import ParseError, parse_message
+from sip.dialog import DialogId
+from sip.session import InviteSession, UacSession, UasSession
 from sip.timers import Timers
 from sip.transaction import (
     Address,
@@ -46,8 +48,10 @@ log = structlog.get_logger("acd.engine")
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE"
 SUPPORTED: frozenset[str] = frozenset()
 # Methods we recognise but do not implement (405 rather than 501, §8.2.1)
+# Methods that only exist inside a dialog: without a To tag there is nothing to act on
+_DIALOG_ONLY = frozenset(("BYE", "INFO", "UPDATE"))
 _KNOWN_METHODS = frozenset(
-    ("PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER", "INFO", "UPDATE")
+    ("BYE", "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER", "INFO", "UPDATE")
 )
 
 
@@ -72,8 +76,11 @@ class Engine:
         self.ids = ids or IdSource()
         self.metrics = metrics or Metrics()
         self.bus = bus or EventBus(config.node_id, clock.wall)
+        # before the services start: trunks publish their first state from their constructor
+        self.bus.subscribe(lambda ev: self.metrics.events_published.inc())
         self._store_submit = store_submit
         self.draining = False
+        self.sessions: dict[DialogId, InviteSession] = {}
         t = config.sip.timers
         self.layer = TransactionLayer(
             network, self, timers, TimerConfig(t.t1, t.t2, t.t4),
@@ -89,12 +96,7 @@ class Engine:
             "OPTIONS": self._on_options,
             "INVITE": self._on_invite,
             "CANCEL": self._on_cancel,
-            "BYE": self._on_bye,
-            # in Allow, so they must not get 405; like BYE they only exist inside a dialog
-            "INFO": self._on_bye,
-            "UPDATE": self._on_bye,
         }
-        self.bus.subscribe(lambda ev: self.metrics.events_published.inc())
 
     # configuration -------------------------------------------------------------------------
     def apply_config(self, config: Config) -> None:
@@ -182,14 +184,10 @@ class Engine:
     # transaction user ----------------------------------------------------------------------
     def on_request(self, txn: ServerTransaction, req: Request) -> None:
         method = req.method
-        self.metrics.requests.labels(method=method if method in self._handlers
-                                     or method in _KNOWN_METHODS else "other").inc()
-        handler = self._handlers.get(method)
-        if handler is None:
-            status = 405 if method in _KNOWN_METHODS else 501
-            resp = txn.make_response(status)
-            resp.headers.insert(len(resp.headers) - 1, "Allow", ALLOW)
-            self._respond(txn, resp)
+        known = method in self._handlers or method in _KNOWN_METHODS
+        self.metrics.requests.labels(method=method if known else "other").inc()
+        if not known:
+            self._reject_method(txn, 501)
             return
         if not isinstance(req.uri, SipURI) and not (
                 isinstance(req.uri, AbsoluteURI) and req.uri.scheme == "tel"):
@@ -203,6 +201,22 @@ class Engine:
                 resp.headers.insert(len(resp.headers) - 1, "Unsupported", ", ".join(unsupported))
                 self._respond(txn, resp)
                 return
+        to_tag = req.to.tag
+        if to_tag and method not in ("REGISTER", "CANCEL"):
+            # §12.2.2: a request inside a dialog belongs to that dialog's session, or to none
+            session = self.sessions.get((req.call_id, to_tag, req.from_.tag or ""))
+            if session is None:
+                self._respond(txn, txn.make_response(481))
+            else:
+                session.on_request(txn, req)
+            return
+        if method in _DIALOG_ONLY:
+            self._respond(txn, txn.make_response(481))
+            return
+        handler = self._handlers.get(method)
+        if handler is None:
+            self._reject_method(txn, 405)
+            return
         if self.draining and method in ("INVITE", "REGISTER"):
             resp = txn.make_response(503, "Service Unavailable (shutting down)")
             resp.headers.insert(len(resp.headers) - 1, "Retry-After", "30")
@@ -210,15 +224,56 @@ class Engine:
             return
         handler(txn, req)
 
+    def _reject_method(self, txn: ServerTransaction, status: int) -> None:
+        resp = txn.make_response(status)
+        resp.headers.insert(len(resp.headers) - 1, "Allow", ALLOW)
+        self._respond(txn, resp)
+
     def _respond(self, txn: ServerTransaction, resp: Response) -> None:
         txn.respond(resp)
 
     def on_ack(self, request: Request, source: Address) -> None:
-        return None  # no dialogs yet: an ACK for a 2xx we never sent is ignored
+        session = self.sessions.get((request.call_id, request.to.tag or "",
+                                     request.from_.tag or ""))
+        if session is not None:
+            session.on_ack(request)
 
     def on_stray_response(self, response: Response, source: Address) -> None:
+        if 200 <= response.status < 300 and response.cseq.method == "INVITE":
+            session = self.sessions.get((response.call_id, response.from_.tag or "",
+                                         response.to.tag or ""))
+            if isinstance(session, UacSession):
+                session.on_stray_2xx(response)
+                return
         log.debug("stray response", status=response.status, call_id=response.call_id,
                   src=_src(source))
+
+    # SessionHost -----------------------------------------------------------------------------
+    @property
+    def user_agent(self) -> str:
+        return self.config.sip.user_agent
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def via(self, peer: Address) -> str:
+        la = self.local_address(peer)
+        return (f"SIP/2.0/{la.transport.upper()} {format_host(la.host)}:{la.port}"
+                f";branch={self.ids.branch()};rport")
+
+    def contact(self, peer: Address, user: str | None = None) -> str:
+        la = self.local_address(peer)
+        u = f"{user}@" if user else ""
+        return f"<sip:{u}{format_host(la.host)}:{la.port};transport={la.transport}>"
+
+    def dialog_created(self, session: InviteSession) -> None:
+        if session.id is not None:
+            self.sessions[session.id] = session
+
+    def session_ended(self, session: InviteSession) -> None:
+        sid = session.id
+        if sid is not None and self.sessions.get(sid) is session:
+            del self.sessions[sid]
 
     def on_server_timeout(self, txn: ServerTransaction) -> None:
         log.info("no ACK for final response", call_id=txn.request.call_id,
@@ -278,11 +333,11 @@ class Engine:
         # §9.2: the CANCEL's response and the INVITE's carry the same To tag
         txn.to_tag = invite.to_tag
         self._respond(txn, txn.make_response(200))
-        if invite.last_response is None or invite.last_response.status < 200:
+        session = invite.app
+        if isinstance(session, UasSession):
+            session.on_cancel()
+        elif invite.last_response is None or invite.last_response.status < 200:
             invite.respond(invite.make_response(487))
-
-    def _on_bye(self, txn: ServerTransaction, req: Request) -> None:
-        self._respond(txn, txn.make_response(481))
 
     # UAC helpers -------------------------------------------------------------------------
     def local_address(self, target: Address) -> ListenAddress:

@@ -40,6 +40,10 @@ class IdSource:
     def tag(self) -> str:
         return self._random(6).hex()
 
+    def fraction(self) -> float:
+        """A uniform value in [0, 1): retry jitter (RFC 3261 §14.1 glare back-off)."""
+        return int.from_bytes(self._random(4), "big") / 2**32
+
     def call_id(self, host: str = "") -> str:
         cid = self._random(12).hex()
         return f"{cid}@{host}" if host else cid

@@ -96,8 +96,8 @@ class ClientOwner(Protocol):
 
 
 class ServerTransaction:
-    __slots__ = ("_timers", "_to_tag", "key", "last_response", "layer", "merge_key", "request",
-                 "source", "state", "target", "wire")
+    __slots__ = ("_timers", "_to_tag", "app", "key", "last_response", "layer", "merge_key",
+                 "request", "source", "state", "target", "wire")
 
     def __init__(self, layer: TransactionLayer, key: tuple[str, ...], request: Request,
                  source: Address) -> None:
@@ -112,6 +112,7 @@ class ServerTransaction:
         self.merge_key: tuple[str, str, int, str] | None = None
         self._to_tag: str | None = None
         self.target: Address | None = None  # where responses go, fixed once completed
+        self.app: object = None  # the transaction user's attachment (e.g. its INVITE session)
 
     @property
     def to_tag(self) -> str:
