@@ -54,9 +54,9 @@ class ParseError(ValueError):
         self.method = method
 
 
-def _split_head(data: bytes) -> tuple[list[str], bytes, bool]:
-    """Header lines (folding not yet undone), the bytes after the blank line, and whether a
-    blank line was found at all."""
+def _split_head(data: bytes) -> tuple[list[str], bytes, bool, bool]:
+    """Header lines (folding not yet undone), the bytes after the blank line, whether a
+    blank line was found at all, and whether no CR or LF is left inside a line."""
     start = 0
     n = len(data)
     # §7.5: CRLFs before the start line are ignored
@@ -79,7 +79,11 @@ def _split_head(data: bytes) -> tuple[list[str], bytes, bool]:
     lines = text.split(sep)
     if sep == "\n":
         lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
-    return lines, rest, complete
+        clean = not any("\r" in ln for ln in lines)
+    else:
+        # every CR and LF must belong to a line end
+        clean = text.count("\r") == text.count("\n") == len(lines) - 1
+    return lines, rest, complete, clean
 
 
 def _read_headers(lines: list[str], max_headers: int, method: str | None) -> Headers:
@@ -183,9 +187,13 @@ def parse_message(
 def _parse(data: bytes, max_size: int, max_headers: int, stream: bool) -> Request | Response:
     if len(data) > max_size:
         raise ParseError("message too large", 513)
-    lines, rest, complete = _split_head(data)
+    lines, rest, complete, clean = _split_head(data)
     if not lines or not lines[0]:
         raise ParseError("empty message", None)
+    if not clean:
+        # a lone CR or LF inside a value reads as a line end to lenient peers: echoing such a
+        # value (Call-ID, unknown headers) would smuggle header lines to them, so drop it
+        raise ParseError("bare CR or LF inside the header", None)
     start = lines[0]
     # §7.1: the SIP-Version string is case-insensitive; we keep the upper-case form we send
     if start[:4].upper() == "SIP/":

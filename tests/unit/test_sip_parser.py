@@ -240,6 +240,16 @@ def test_bare_lf_head_with_crlfcrlf_inside_the_body() -> None:
     assert m.headers.get("content-type") == "application/sdp"
 
 
+@pytest.mark.parametrize("junk", [b"\n", b"\r", b"\r\r\n"])
+def test_lone_cr_or_lf_inside_a_header_is_dropped(junk: bytes) -> None:
+    # "Call-ID: x<LF>X-Injected: y" must never be echoed into a response
+    data = INVITE.replace(b"@pc33.atlanta.example.com\r\n", b"@h" + junk + b"X-Injected:y\r\n", 1)
+    assert data != INVITE
+    with pytest.raises(ParseError) as info:
+        parse_message(data)
+    assert info.value.status is None and info.value.headers is None
+
+
 def test_sip_version_is_case_insensitive() -> None:
     # RFC 3261 §7.1: "The SIP-Version string is case-insensitive"
     m = _req(INVITE.replace(b" SIP/2.0\r\n", b" sip/2.0\r\n", 1))
