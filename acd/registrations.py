@@ -77,6 +77,7 @@ class RegistrationService:
         self.config = config
         self._date = _DateCache()
         self._qualify_cursor = 0
+        self._qualify_credit = 0
         self.qualify_in_flight: dict[str, Binding] = {}
 
     def apply_config(self, config: Config) -> None:
@@ -193,9 +194,13 @@ class RegistrationService:
             return
         bindings = self.registrar.all_bindings()
         if not bindings:
+            self._qualify_credit = 0
             return
-        per_tick = max(1, -(-len(bindings) // int(max(1, interval))))
-        for _ in range(min(per_tick, len(bindings))):
+        # n contacts per `interval` ticks is n/interval pings a tick; rounding that up made a
+        # lone contact get pinged every tick, so carry the remainder over (integers: no drift)
+        period = int(max(1, interval))
+        count, self._qualify_credit = divmod(self._qualify_credit + len(bindings), period)
+        for _ in range(min(count, len(bindings))):
             self._qualify_cursor %= len(bindings)
             b = bindings[self._qualify_cursor]
             self._qualify_cursor += 1

@@ -116,7 +116,7 @@ security:
   auth_ban: {{max_failures: {max_failures}, window: 60, ban_time: 600}}
   trusted_networks: [{trusted}]
 accounts:
-  - {{user: "1001", password: pass1001}}
+  - {{user: "1001", password: pass1001, max_contacts: {max_contacts}}}
   - {{user: "1002", password: pass1002}}
   - {{user: "2001", password: pass2001, allowed_networks: [10.1.0.0/16]}}
 {trunks}
@@ -130,11 +130,13 @@ def config_text(
     max_failures: int = 5,
     trusted: str = "192.0.2.0/24",
     trunks: str = "",
+    max_contacts: int = 5,
 ) -> str:
     """A small config: 1001/1002 from anywhere, 2001 only from 10.1.0.0/16, no trunks unless
     given (so no background OPTIONS), qualify off unless asked for."""
     return BASE_TEXT.format(qualify_interval=qualify_interval, algorithms=algorithms,
-                            max_failures=max_failures, trusted=trusted, trunks=trunks)
+                            max_failures=max_failures, trusted=trusted, trunks=trunks,
+                            max_contacts=max_contacts)
 
 
 class Rig:
