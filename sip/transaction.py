@@ -432,7 +432,9 @@ class TransactionLayer:
         self.server_header = server_header
         self.servers: dict[tuple[str, ...], ServerTransaction] = {}
         self.clients: dict[tuple[str, str], ClientTransaction] = {}
-        self._merge: dict[tuple[str, str, int, str], str] = {}
+        # merge key -> the key of the transaction that holds it; the whole key, because
+        # every RFC 2543 key starts with "2543" where RFC 3261 keys start with the branch
+        self._merge: dict[tuple[str, str, int, str], tuple[str, ...]] = {}
 
     @property
     def now(self) -> float:
@@ -474,13 +476,13 @@ class TransactionLayer:
         txn = cls(self, key, req, source)
         if req.to.tag is None and req.method != "CANCEL":
             mkey = (req.call_id, req.from_.tag or "", req.cseq.seq, req.method)
-            branch = self._merge.get(mkey)
-            if branch is not None and branch != key[0]:
+            holder = self._merge.get(mkey)
+            if holder is not None and holder != key:
                 # §8.2.2.2: the same request reached us by two paths
                 self.servers[key] = txn
                 txn.respond(txn.make_response(482))
                 return
-            self._merge[mkey] = key[0]
+            self._merge[mkey] = key
             txn.merge_key = mkey
         self.servers[key] = txn
         if req.method == "INVITE":
@@ -527,10 +529,11 @@ class TransactionLayer:
         via = txn.request.top_via
         if via.rport is not None:
             return source
-        host = via.received or via.host
-        if host.startswith("["):
-            host = host[1:-1]
-        return ("udp", host, via.port or 5060)
+        # §18.2.2: to "received" at the sent-by port. "received" is by definition (§18.2.1)
+        # the packet's source address, so use that directly: a sent-by or received the
+        # server did not verify (a name, a broadcast or a third party's address) must never
+        # become a destination
+        return ("udp", source[1], via.port or 5060)
 
     def send_response_bytes(self, data: bytes, txn: ServerTransaction) -> None:
         self.network.send(data, self.response_target(txn))
