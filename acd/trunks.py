@@ -56,6 +56,8 @@ class TrunkState:
     health_last: float | None = None
     options_timer: TimerHandle | None = None
     options_in_flight: bool = False
+    # bumped when a reload restarts the trunk: answers to requests sent before are ignored
+    generation: int = 0
 
     def cancel_timers(self) -> None:
         for t in (self.reg_timer, self.options_timer):
@@ -98,6 +100,10 @@ class TrunkService:
 
     def _start(self, st: TrunkState) -> None:
         t = st.trunk
+        st.generation += 1
+        st.options_in_flight = False
+        st.reg_auth_tried = False
+        st.reg_retry = RETRY_MIN
         if t.outbound is not None and t.outbound.register is not None:
             st.reg_call_id = self.engine.ids.call_id()
             st.reg_tag = self.engine.ids.tag()
@@ -295,32 +301,44 @@ class TrunkService:
         return out
 
 
-class _RegisterOwner:
-    __slots__ = ("service", "st")
+class _TrunkOwner:
+    """Owner of one client transaction sent for a trunk."""
+
+    __slots__ = ("generation", "service", "st")
 
     def __init__(self, service: TrunkService, st: TrunkState) -> None:
-        self.service, self.st = service, st
+        self.service, self.st, self.generation = service, st, st.generation
+
+    def _current(self) -> bool:
+        # a removed trunk, or one restarted by a reload, must not act on old answers
+        st = self.st
+        return self.service.states.get(st.trunk.name) is st and st.generation == self.generation
+
+
+class _RegisterOwner(_TrunkOwner):
+    __slots__ = ()
 
     def on_response(self, txn: ClientTransaction, response: Response) -> None:
-        if self.service.states.get(self.st.trunk.name) is self.st:
+        if self._current():
             self.service._reg_response(self.st, response)
 
     def on_timeout(self, txn: ClientTransaction) -> None:
-        if self.service.states.get(self.st.trunk.name) is self.st:
+        if self._current():
             self.service._reg_failed(self.st, "timeout")
 
 
-class _OptionsOwner:
-    __slots__ = ("service", "st", "started")
+class _OptionsOwner(_TrunkOwner):
+    __slots__ = ("started",)
 
     def __init__(self, service: TrunkService, st: TrunkState, started: float) -> None:
-        self.service, self.st, self.started = service, st, started
+        super().__init__(service, st)
+        self.started = started
 
     def on_response(self, txn: ClientTransaction, response: Response) -> None:
-        if response.status >= 200:
+        if response.status >= 200 and self._current():
             rtt = self.service.engine.clock.now() - self.started
             self.service._health(self.st, response.status != 503, rtt)
 
     def on_timeout(self, txn: ClientTransaction) -> None:
-        self.service._health(self.st, False, None)
-
+        if self._current():
+            self.service._health(self.st, False, None)
