@@ -158,15 +158,13 @@ class Registrar:
         if any(c.is_wildcard for c in contacts):
             if len(contacts) != 1 or expires_header != 0:
                 return RegisterOutcome(400, "Wildcard Contact needs Expires: 0 and no other Contact")
-            removed: list[BindingChange] = []
-            keep = []
-            for b in current:
-                if b.call_id == call_id and cseq <= b.cseq:
-                    keep.append(b)
-                else:
-                    removed.append(BindingChange(ChangeKind.REMOVED, b, "unregistered"))
-            self._set(aor, keep)
-            return RegisterOutcome(200, bindings=self.lookup(aor), changes=removed)
+            # §10.3 step 6: one binding of this Call-ID with a CSeq not below ours aborts the
+            # whole request; keeping just that binding would half-apply it
+            if any(b.call_id == call_id and cseq <= b.cseq for b in current):
+                return RegisterOutcome(400, "Out of order CSeq for an existing binding")
+            removed = [BindingChange(ChangeKind.REMOVED, b, "unregistered") for b in current]
+            self._set(aor, [])
+            return RegisterOutcome(200, changes=removed)
 
         # validate everything before changing anything
         plan: list[tuple[NameAddr, int, float | None]] = []
