@@ -210,8 +210,13 @@ class UA:
     def via(self, branch: str | None = None, *, host: str | None = None,
             params: str = ";rport") -> str:
         branch = branch or f"z9hG4bK-{next(_ids)}"
-        return (f"SIP/2.0/{self.addr[0].upper()} {host or self.addr[1]}:{self.addr[2]}"
+        return (f"SIP/2.0/{self.addr[0].upper()} {host or self.host}:{self.addr[2]}"
                 f";branch={branch}{params}")
+
+    @property
+    def host(self) -> str:
+        ip = self.addr[1]
+        return f"[{ip}]" if ":" in ip else ip
 
     def request(
         self,
@@ -246,7 +251,7 @@ class UA:
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
     def contact(self) -> str:
-        return f"<sip:{self.user}@{self.addr[1]}:{self.addr[2]}>"
+        return f"<sip:{self.user}@{self.host}:{self.addr[2]}>"
 
     def register(self, *, expires: int | None = 3600, contact: str | None = None,
                  authorization: str | None = None, to: str | None = None,

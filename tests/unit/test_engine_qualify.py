@@ -157,3 +157,30 @@ def test_expired_contact_is_not_pinged() -> None:
     rig.clock.advance(61)
     assert pings_to(rig, ua, rig.tick()) == []
     assert rig.engine.registrations.registrar.lookup("1001") == []
+
+
+def test_ipv6_contact_is_pinged_from_the_ipv6_listener() -> None:
+    rig = Rig()  # demo config: listens on [::1]:5060 too, 1001 may register from ::1
+    ua = UA(rig, ip="::1", port=5062)
+    resp = ua.register_authed()
+    assert resp.status == 200
+    assert resp.headers.get_all("contact") == ["<sip:1001@[::1]:5062>;expires=3600"]
+    (b,) = rig.engine.registrations.registrar.lookup("1001")
+    assert b.source == "udp:[::1]:5062"
+    ping = first_ping(rig, ua)
+    assert str(ping.uri) == "sip:1001@[::1]:5062"
+    assert ping.top_via.host == "[::1]" and ping.top_via.port == 5060
+
+
+def test_tcp_contact_is_pinged_over_tcp() -> None:
+    rig = Rig(config_text(qualify_interval=1))
+    ua = UA(rig, transport="tcp", port=40001)
+    assert ua.register_authed().status == 200
+    (b,) = rig.engine.registrations.registrar.lookup("1001")
+    assert b.source == "tcp:127.0.0.1:40001"
+    ping = first_ping(rig, ua)
+    assert ping.top_via.transport == "TCP"
+    # no retransmissions over a reliable transport, and Timer F still ends it
+    assert pings_to(rig, ua, rig.advance(31.75)) == []
+    rig.advance(0.25)
+    assert binding_state(rig)["reachable"] is False

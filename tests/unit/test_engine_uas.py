@@ -298,3 +298,20 @@ def test_in_dialog_methods_without_a_dialog_are_481(method: str) -> None:
     ua = UA(rig)
     resp = ua.send_one(ua.request(method, URI, to="<sip:1002@acd.local>;tag=nodialog"))
     assert resp.status == 481
+
+
+def test_ipv6_source_is_stamped_without_brackets_and_answered_there() -> None:
+    rig = Rig()
+    ua = UA(rig, ip="2001:db8::5", port=40002)
+    via = "SIP/2.0/UDP [2001:db8::9]:5062;branch=z9hG4bK-v6;rport"
+    out = rig.deliver(ua.request("OPTIONS", URI, via=via), ua.addr)
+    assert [s.addr for s in out] == [("udp", "2001:db8::5", 40002)]
+    assert out[0].response.headers.get("via") == \
+        "SIP/2.0/UDP [2001:db8::9]:5062;branch=z9hG4bK-v6;rport=40002;received=2001:db8::5"
+
+
+def test_ipv6_via_matching_the_source_is_not_stamped_received() -> None:
+    rig = Rig()
+    ua = UA(rig, ip="::1", port=5062)
+    resp = ua.send_one(ua.request("OPTIONS", URI, via=ua.via("z9hG4bK-v6same")))
+    assert resp.headers.get("via") == "SIP/2.0/UDP [::1]:5062;branch=z9hG4bK-v6same;rport=5062"
