@@ -460,3 +460,17 @@ def test_retransmitted_register_gets_the_same_bytes_and_no_second_change() -> No
     assert len(rig.events_of("registration.refreshed")) == 0
     assert len(rig.ops) == 1
     assert rig.metric("acd_register_requests_total", {"result": "200"}) == 1
+
+
+def test_contact_beyond_max_contacts_replaces_the_stalest() -> None:
+    rig = Rig(config_text(max_contacts=2))
+    phones = [UA(rig, port=5100 + i) for i in range(3)]
+    for i, p in enumerate(phones):
+        rig.clock.advance(i)  # distinct update times
+        assert p.register_authed().status == 200
+    contacts = sorted(b.contact for b in rig.engine.registrations.registrar.lookup("1001"))
+    assert contacts == ["sip:1001@127.0.0.1:5101", "sip:1001@127.0.0.1:5102"]
+    (ev,) = rig.events_of("registration.removed")
+    assert ev.data["contact"] == "sip:1001@127.0.0.1:5100"
+    assert ev.data["reason"] == "max_contacts"
+    assert DeleteBinding("1001", "sip:1001@127.0.0.1:5100") in rig.ops
