@@ -26,10 +26,10 @@ from acd.metrics import Metrics
 from acd.registrations import RegistrationService
 from acd.trunks import TrunkService
 from sip.builder import IdSource, make_response_from_headers
+from sip.dialog import DialogId
 from sip.headers import split_list
 from sip.message import Headers, Request, Response
 from sip.parser import ParseError, parse_message
-from sip.dialog import DialogId
 from sip.session import InviteSession, UacSession, UasSession
 from sip.timers import Timers
 from sip.transaction import (
