@@ -382,7 +382,8 @@ def parse_name_addr(text: str, *, allow_wildcard: bool = False) -> NameAddr:
         if i >= n or text[i] != "<":
             raise HeaderError("quoted display name not followed by <")
     lt = text.find("<", i)
-    if lt != -1 and display is None and any(c in text[:lt] for c in ';"'):
+    if lt > 0 and display is None and (text.find(";", 0, lt) != -1
+                                       or text.find('"', 0, lt) != -1):
         # that '<' sits in a parameter of an addr-spec (+sip.instance="<urn:...>"): an
         # unquoted display name cannot hold ';' or '"'
         lt = -1

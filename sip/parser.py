@@ -12,7 +12,15 @@ RFC 5626 CRLF keep-alive ping.
 
 from __future__ import annotations
 
-from sip.headers import MAX_UINT32, HeaderError, header_key, is_token, parse_uint
+from sip.headers import (
+    MAX_UINT32,
+    HeaderError,
+    header_key,
+    is_token,
+    parse_cseq,
+    parse_name_addr,
+    parse_uint,
+)
 from sip.message import Headers, Request, Response
 from sip.uri import SipURI, URIError, parse_uri
 
@@ -141,28 +149,34 @@ def _validate(msg: Request | Response, error_status: int | None, method: str | N
     """Parse the fields every transaction needs, so a bad one fails here, not mid-call."""
     h = msg.headers
     seen: dict[str, int] = {}
-    for key, _, _ in h._fields:
-        seen[key] = seen.get(key, 0) + 1
+    first: dict[str, str] = {}  # what Headers.get would return, without a scan per name
+    for key, _, value in h._fields:
+        n = seen.get(key, 0)
+        seen[key] = n + 1
+        if not n:
+            first[key] = value
     for key in _REQUIRED_REQUEST if isinstance(msg, Request) else _REQUIRED_RESPONSE:
         if key not in seen:
             raise ParseError(f"missing {key} header", error_status, h, method)
     for key in _SINGLE:
         if seen.get(key, 0) > 1:
             raise ParseError(f"more than one {key} header", error_status, h, method)
+    cache = msg._cache  # filled exactly as the typed-view properties would fill it
     try:
         msg.vias  # noqa: B018 - parse every Via now
-        msg.from_  # noqa: B018
-        msg.to  # noqa: B018
-        cseq = msg.cseq
-        mf = h.get("max-forwards")
+        cache["from"] = parse_name_addr(first["from"])
+        cache["to"] = parse_name_addr(first["to"])
+        cache["cseq"] = cseq = parse_cseq(first["cseq"])
+        mf = first.get("max-forwards")
         if mf is not None:
             parse_uint(mf, "Max-Forwards", 255)
-        exp = h.get("expires")
+        exp = first.get("expires")
         if exp is not None:
             parse_uint(exp, "Expires", MAX_UINT32)
     except HeaderError as exc:
         raise ParseError(str(exc), error_status, h, method) from None
-    if not msg.call_id or any(c in msg.call_id for c in " \t"):
+    call_id = first["call-id"]
+    if not call_id or " " in call_id or "\t" in call_id:
         raise ParseError("bad Call-ID", error_status, h, method)
     if isinstance(msg, Request) and cseq.method != msg.method:
         raise ParseError("CSeq method does not match the request method", error_status, h, method)

@@ -38,7 +38,8 @@ _HEADERS_RE = re.compile(rf"[{_UNRESERVED}%\[\]/?:+$=&]+")
 _BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # Used with fullmatch only: "$" would also match before a trailing newline, letting a line
 # break into a host that is later written into other messages.
-_HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 _IPV4_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 # RFC 3261's IPv6reference ABNF admits "2001:db8:::192.0.2.1" (RFC 5118 §4.10): tolerate it.

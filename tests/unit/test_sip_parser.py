@@ -89,7 +89,8 @@ def test_parse_params() -> None:
 
 
 def test_parse_via() -> None:
-    v = parse_via("SIP / 2.0 / udp  Host.Example.com : 5062 ;branch=z9hG4bKx;rport;received=1.2.3.4")
+    v = parse_via(
+        "SIP / 2.0 / udp  Host.Example.com : 5062 ;branch=z9hG4bKx;rport;received=1.2.3.4")
     assert (v.protocol, v.transport, v.host, v.port) == ("SIP/2.0", "UDP", "Host.Example.com", 5062)
     assert (v.branch, v.rport, v.received) == ("z9hG4bKx", "", "1.2.3.4")
     assert str(v) == "SIP/2.0/UDP Host.Example.com:5062;branch=z9hG4bKx;rport;received=1.2.3.4"

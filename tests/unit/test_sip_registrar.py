@@ -16,6 +16,7 @@ from sip.parser import parse_message
 from sip.registrar import (
     Binding,
     ChangeKind,
+    RegisterOutcome,
     Registrar,
     RegistrarPolicy,
     describe_source,
@@ -31,7 +32,7 @@ SRC = "udp:192.0.2.10:5062"
 
 def reg(r: Registrar, contact: str, now: float, *, expires: int | None = None,
         call_id: str = "c1", cseq: int = 1, aor: str = AOR, max_contacts: int = 10,
-        source: str = SRC):  # type: ignore[no-untyped-def]
+        source: str = SRC) -> RegisterOutcome:
     return r.register(aor, parse_name_addr_list(contact, allow_wildcard=True), expires, call_id,
                       cseq, source, now, user_agent="ua/1", max_contacts=max_contacts)
 

@@ -4,6 +4,8 @@ that the deadlines derive from the configuration."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from sip.builder import make_response
@@ -489,8 +491,8 @@ TARGET = ("udp", "192.0.2.1", 5060)
 TCP_TARGET = ("tcp", "192.0.2.1", 5060)
 
 
-def out_invite(branch: str = "z9hG4bKc1", **kw: object) -> Request:
-    req = request(branch=branch, sent_by="192.0.2.200:5060", from_tag="ours", **kw)  # type: ignore[arg-type]
+def out_invite(branch: str = "z9hG4bKc1", **kw: Any) -> Request:
+    req = request(branch=branch, sent_by="192.0.2.200:5060", from_tag="ours", **kw)
     req.headers.insert(1, "Route", "<sip:proxy.example.com;lr>")
     req.invalidate()
     return req
@@ -625,8 +627,8 @@ def test_2xx_accepted_state_and_timer_m() -> None:
 # --------------------------------------------------------------------------- non-INVITE client
 
 
-def out_request(method: str = "OPTIONS", branch: str = "z9hG4bKn1", **kw: object) -> Request:
-    return request(method, branch=branch, sent_by="192.0.2.200:5060", from_tag="ours", **kw)  # type: ignore[arg-type]
+def out_request(method: str = "OPTIONS", branch: str = "z9hG4bKn1", **kw: Any) -> Request:
+    return request(method, branch=branch, sent_by="192.0.2.200:5060", from_tag="ours", **kw)
 
 
 @pytest.mark.parametrize("cfg", [TimerConfig(), TimerConfig(1.0, 4.0), TimerConfig(0.25, 1.0)])

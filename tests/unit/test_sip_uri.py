@@ -245,7 +245,10 @@ def _escape(ch: str) -> str:
     return "".join(f"%{b:02X}" for b in ch.encode())
 
 
-def _chars(allowed: str, escapable: str = UNRESERVED + RESERVED + " %<>\"#\x00é") -> st.SearchStrategy[str]:
+ESCAPABLE = UNRESERVED + RESERVED + ' %<>"#\x00é'
+
+
+def _chars(allowed: str, escapable: str = ESCAPABLE) -> st.SearchStrategy[str]:
     return st.one_of(st.sampled_from(allowed), st.sampled_from(escapable).map(_escape))
 
 
