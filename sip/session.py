@@ -292,6 +292,9 @@ class InviteSession:
         self._terminate("session-expired", 408)
 
     # re-INVITE we sent ---------------------------------------------------------------------
+    def _retry_reinvite(self, sdp: bytes) -> None:
+        self.reinvite(sdp)
+
     def _reinvite_response(self, txn: ClientTransaction, resp: Response, sdp: bytes) -> None:
         if resp.status < 200:
             return
@@ -312,7 +315,7 @@ class InviteSession:
             # §14.1: retry after 2.1-4 s if we own the Call-ID (we are the UAC), else 0-2 s
             jitter = self.host.ids.fraction()
             delay = 2.1 + 1.9 * jitter if self.uac else 2.0 * jitter
-            self._after("glare", delay, lambda: None if self.reinvite(sdp) else None)
+            self._after("glare", delay, lambda: self._retry_reinvite(sdp))
         elif resp.status in (408, 481):
             self.hangup()
 
