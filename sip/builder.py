@@ -6,6 +6,7 @@ identifiers they need (§8.1.1.7 branch, §19.3 tags, Call-ID).
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 
@@ -50,6 +51,9 @@ class IdSource:
 
 
 _ECHOED = ("via", "from", "to", "call-id", "cseq")
+# the To of a request that failed to parse is only text: param names are case-insensitive and
+# LWS may surround ';' and '=' (a second tag would make the response unmatchable)
+_TAG_RE = re.compile(r";[ \t]*tag[ \t]*=", re.IGNORECASE)
 
 
 def make_response_from_headers(
@@ -67,7 +71,7 @@ def make_response_from_headers(
     for name, value in headers.items():
         key = header_key(name)
         if key in _ECHOED:
-            if key == "to" and to_tag is not None and ";tag=" not in value.replace(" ", ""):
+            if key == "to" and to_tag is not None and _TAG_RE.search(value) is None:
                 value = f"{value};tag={to_tag}"
             out.add(canonical_name(key), value)
     if server:

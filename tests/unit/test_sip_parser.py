@@ -325,6 +325,14 @@ def test_parse_error_carries_what_an_error_response_needs() -> None:
     assert parse_message(resp.serialize()) == resp
 
 
+@pytest.mark.parametrize("to", ["<sip:bob@h>;TAG=abc", "<sip:bob@h> ;\ttag = abc",
+                                "sip:bob@h;Tag=abc"])
+def test_stateless_response_keeps_an_existing_to_tag(to: str) -> None:
+    h = Headers([("Via", "SIP/2.0/UDP h;branch=z9hG4bK1"), ("To", to)])
+    resp = make_response_from_headers(h, 400, to_tag="new")
+    assert resp.headers.get("to") == to  # param names are case-insensitive, LWS is allowed
+
+
 def test_size_and_header_count_limits() -> None:
     with pytest.raises(ParseError) as info:
         parse_message(INVITE, max_size=len(INVITE) - 1)
