@@ -1,0 +1,99 @@
+"""What the distributor asks of the engine (commands) and tells the world (events).
+
+Every input method of `Distributor` returns the list of these it produced, in order. Commands
+are acted on by the engine (ring, stop ringing, bridge, hang up a losing leg, send elsewhere);
+`QueueEvent`s carry the product's event names and go to the event bus and reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CancelOffer", "Connect", "JoinResult", "Offer", "Output", "Overflow", "QueueEvent",
+    "RejectAnswer", "StatusChange",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Ring `devices` (the agent's registered devices) for `caller` until `deadline`."""
+
+    offer_id: int
+    caller: str
+    agent: str
+    devices: tuple[str, ...]
+    queue: str
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOffer:
+    """Stop ringing. reason: caller_left, answered_elsewhere, timeout, max_wait, empty,
+    agent_unavailable, agent_unreachable, agent_busy, agent_removed."""
+
+    offer_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """Bridge the caller with the agent leg that answered `offer_id`."""
+
+    caller: str
+    agent: str
+    offer_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RejectAnswer:
+    """An answer arrived for an offer that is no longer live (another leg won, the caller left,
+    the lease expired): the engine acknowledges that leg and hangs it up (ACK + BYE)."""
+
+    offer_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Overflow:
+    """The caller leaves the queue unserved; route it to `destination` (None: engine default).
+    reason: max_wait, full or empty."""
+
+    caller: str
+    destination: object
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEvent:
+    """type: queue.entered, queue.offered, queue.ring_noanswer, queue.ring_rejected,
+    queue.ring_canceled, queue.connected, queue.abandoned, queue.timeout, queue.full,
+    queue.exit_empty, agent.status_changed, agent.state_changed, agent.autopaused,
+    agent.wrapup_started, agent.wrapup_ended."""
+
+    type: str
+    data: dict[str, Any]
+
+
+Output = Offer | CancelOffer | Connect | RejectAnswer | Overflow | QueueEvent
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    """What `caller_arrived` did. When refused, `overflow` is the Overflow (also in outputs)."""
+
+    joined: bool
+    position: int | None
+    overflow: Overflow | None
+    outputs: list[Output]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One entry of an agent's status history. layer: presence, availability or occupancy."""
+
+    time: float
+    layer: str
+    old: str
+    new: str
+    reason: str
