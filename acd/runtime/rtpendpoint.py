@@ -1,0 +1,399 @@
+"""`MediaEndpoint`: the media of one call leg, created by MediaEngine.allocate(). It owns the
+leg's RTP socket and what arrives on it; the sending side is its acd.runtime.rtpoutgoing
+`Outgoing` stream, RTCP its acd.runtime.rtpcontrol `RtcpSession`.
+
+Receiving: symmetric RTP latching (acd.media_session.Latch), receive statistics per remote
+SSRC, DTMF detection, taps, and relaying to the bridged leg. Bridging relays audio with the
+other leg's sequence and timestamp gaps kept, transcoding PCMU <-> PCMA by table when the
+laws differ. Telephone-events are passed through with the payload type mapped to the other
+leg's; when that leg negotiated none, the digit is regenerated there as in-band tones.
+
+DTMF detection, `on_dtmf(digit, method)` with method "rfc4733" or "inband": RFC 4733 packets
+when the leg negotiated telephone-event, else Goertzel on the decoded audio (run only while
+someone listens: `on_dtmf` set).
+
+`direction` is our own negotiated direction: sendonly/inactive legs use nothing they receive
+(it is counted), recvonly/inactive legs send nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from acd.media_session import Latch, direction_flags
+from acd.runtime.rtpcontrol import RtcpSession
+from acd.runtime.rtpoutgoing import Outgoing
+from media.dtmf import GoertzelDetector, TelephoneEventReceiver
+from media.g711 import Codec, alaw_to_ulaw, decode, ulaw_to_alaw
+from media.prompt import Prompt
+from media.rtp import RtpParseError, RtpReceiverStats, rtp_payload
+
+if TYPE_CHECKING:
+    from acd.runtime.media import MediaEngine
+    from acd.runtime.rtpports import DatagramSocket
+    from acd.runtime.rtprecorder import Recorder, Tap
+
+__all__ = ["MediaEndpoint"]
+
+log = structlog.get_logger("acd.media")
+
+Address = tuple[str, int]
+RECV_BATCH = 64  # datagrams per reader wake-up before other sockets get their turn
+MAX_DATAGRAM = 2048
+_HDR = struct.Struct("!BBHII")
+
+
+class MediaEndpoint:
+    """One call leg. Counters are plain attributes; `stats` gathers them in a dict."""
+
+    def __init__(self, engine: MediaEngine, port: int, rtp: DatagramSocket,
+                 rtcp: DatagramSocket) -> None:
+        self._engine = engine
+        self._now = engine.clock.now
+        self.local_port = port
+        self._sock, self._rtcp_sock = rtp, rtcp
+        self.codec = Codec.PCMU
+        self.pt = 0
+        self.te_pt: int | None = None
+        self.direction = "inactive"
+        self._recv_ok = False
+        self.configured = False
+        self._latch = Latch()
+        self._taps: list[Tap] = []
+        self._out = Outgoing(rtp, self._latch, self._taps, engine._tick_add, engine._tick_remove)
+        self._peer: MediaEndpoint | None = None
+        self._to_peer: Callable[[bytes], bytes] | None = None  # our law -> the peer's
+        self._rx: RtpReceiverStats | None = None
+        self._rx_ssrc: int | None = None
+        self._lost_before = 0
+        self.last_rx: float | None = None
+        self._te_rx = TelephoneEventReceiver()
+        self._inband: GoertzelDetector | None = None
+        self._on_dtmf: Callable[[str, str], None] | None = None
+        self.on_inactive: Callable[[], None] | None = None
+        self.inactivity_timeout = engine.inactivity_timeout
+        self._inactive_since: float | None = None  # set when on_inactive fired
+        self._armed_at = self._now()
+        self.rtcp = RtcpSession(rtcp, self._now, engine.rtcp_interval, engine.cname)
+        self.packets_in = self.foreign_packets = self.bad_packets = self.other_packets = 0
+        self.digits_in = 0
+        self.closed = False
+
+    # -- configuration ------------------------------------------------------------------------
+    def configure(self, remote: Address | None, codec: Codec, pt: int, te_pt: int | None,
+                  direction: str) -> None:
+        """Apply a negotiation (again on every re-INVITE). `remote` None: unknown or held
+        (c=0.0.0.0); we then send only once media has arrived to latch to."""
+        self._check_open()
+        send, recv = direction_flags(direction)
+        if not 0 <= pt <= 127 or not (te_pt is None or 0 <= te_pt <= 127):
+            raise ValueError("payload type out of range")
+        codec = Codec(codec)
+        out = self._out
+        if self.configured and (codec is not self.codec or pt != self.pt):
+            out.sender.source_changed()
+        self.codec, self.pt, self.te_pt, self.direction = codec, pt, te_pt, direction
+        out.codec, out.pt, out.send_ok, out.sender.event_pt = codec, pt, send, te_pt
+        self._recv_ok = recv
+        old_sdp = self._latch.sdp
+        self._latch.reset((remote[0], int(remote[1])) if remote is not None else None)
+        if self._latch.sdp != old_sdp:
+            self.rtcp.rtp_destination(self._latch.dest)
+        if not self.configured:
+            self._armed_at = self._now()
+        self.configured = True
+        self._update_inband()
+        self._update_transcoding()
+        if self._peer is not None:
+            self._peer._update_transcoding()
+
+    @property
+    def remote(self) -> Address | None:
+        """Where we send: the latched source once media has arrived, else the SDP address."""
+        return self._latch.dest
+
+    @property
+    def latched(self) -> bool:
+        return self._latch.source is not None
+
+    @property
+    def ssrc(self) -> int:
+        return self._out.sender.ssrc
+
+    @property
+    def on_dtmf(self) -> Callable[[str, str], None] | None:
+        return self._on_dtmf
+
+    @on_dtmf.setter
+    def on_dtmf(self, callback: Callable[[str, str], None] | None) -> None:
+        self._on_dtmf = callback
+        self._update_inband()
+
+    def _update_inband(self) -> None:
+        want = self._on_dtmf is not None and self.te_pt is None
+        if want and self._inband is None:
+            self._inband = GoertzelDetector()
+        elif not want:
+            self._inband = None
+
+    def _update_transcoding(self) -> None:
+        peer = self._peer
+        if peer is None or peer.codec is self.codec:
+            self._to_peer = None
+        else:
+            self._to_peer = ulaw_to_alaw if self.codec is Codec.PCMU else alaw_to_ulaw
+
+    # -- what we send --------------------------------------------------------------------------
+    def play(self, prompts: Prompt | Sequence[Prompt], loop: bool = False,
+             on_done: Callable[[], None] | None = None) -> None:
+        """Play prompts back to back (forever with `loop`: music on hold), replacing whatever
+        was playing; a bridge resumes when it ends. `on_done()` is called when the programme
+        ends by itself (soon, for an empty one), not after stop_play(), a replacing play()
+        or close()."""
+        self._check_open()
+        if not self._out.play(prompts, loop, on_done) and on_done is not None:
+            self._engine.loop.call_soon(self._call_done, on_done)
+
+    def stop_play(self) -> None:
+        """Barge-in: stop the prompt now; a bridge, if any, resumes with the next packet."""
+        self._out.stop_play()
+
+    @property
+    def playing(self) -> bool:
+        return self._out.playing
+
+    def send_dtmf(self, digit: str, duration_ms: int = 100) -> None:
+        """Send one digit: RFC 4733 events when telephone-event was negotiated, else in-band
+        tones. Digits queue up behind each other; other audio pauses while they are sent."""
+        self._check_open()
+        self._out.send_dtmf(digit, duration_ms, self.te_pt)
+
+    def _call_done(self, on_done: Callable[[], None]) -> None:
+        try:
+            on_done()
+        except Exception:
+            log.exception("play on_done callback failed", port=self.local_port)
+
+    # -- bridging ----------------------------------------------------------------------------
+    def bridge(self, other: MediaEndpoint) -> None:
+        """Relay media both ways between this leg and `other` (ending any bridge either had)."""
+        self._check_open()
+        other._check_open()
+        if other is self:
+            raise ValueError("cannot bridge an endpoint to itself")
+        if self._peer is other:
+            return
+        self.unbridge()
+        other.unbridge()
+        self._peer, other._peer = other, self
+        self._update_transcoding()
+        other._update_transcoding()
+
+    def unbridge(self) -> None:
+        peer = self._peer
+        if peer is None:
+            return
+        self._peer = peer._peer = None
+        self._to_peer = peer._to_peer = None
+        self._out.sender.source_changed()
+        peer._out.sender.source_changed()
+
+    @property
+    def bridged_to(self) -> MediaEndpoint | None:
+        return self._peer
+
+    # -- taps and recording ----------------------------------------------------------------
+    def add_tap(self, tap: Tap) -> Callable[[], None]:
+        """`tap(pcm16_le, "in" | "out")` for every frame received from / sent to the remote.
+        Runs on the event loop per packet: keep it short. Returns the function removing it."""
+        self._taps.append(tap)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._taps.remove(tap)
+
+        return remove
+
+    def record(self, path: Any, on_error: Callable[[BaseException], None] | None = None,
+               tap: Tap | None = None) -> Recorder:
+        """A mono recording of what this leg's remote sends (voicemail); `tap` is added for as
+        long as the recording lasts. See MediaEngine.record for stereo."""
+        return self._engine.record(path, self, on_error=on_error, tap=tap)
+
+    # -- receiving ---------------------------------------------------------------------------
+    def _read_rtp(self) -> None:
+        """The reader callback: drain the socket (up to a batch, for fairness)."""
+        sock, on_rtp = self._sock, self._on_rtp
+        for _ in range(RECV_BATCH):
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
+            try:
+                on_rtp(data, addr)
+            except Exception:  # one bad packet or callback must not stop the socket
+                log.exception("RTP packet handling failed", port=self.local_port)
+
+    def _on_rtp(self, data: bytes, addr: Address) -> None:
+        if len(data) < 12:
+            self.bad_packets += 1
+            return
+        b0, b1, seq, ts, ssrc = _HDR.unpack_from(data)
+        if b0 & 0xC0 != 0x80:
+            self.bad_packets += 1
+            return
+        if 192 <= b1 <= 223:  # RTCP multiplexed on the RTP port (RFC 5761)
+            self.rtcp.on_packet(data, addr, self._out.sender.ssrc)
+            return
+        pt = b1 & 0x7F
+        now = self._now()
+        if addr != self._latch.source:
+            if not self._latch.offer(addr, pt == self.pt or pt == self.te_pt, self.last_rx, now):
+                self.foreign_packets += 1
+                return
+            self.rtcp.rtp_destination(addr)
+        self.last_rx = now
+        self.packets_in += 1
+        if b0 & 0x3F:  # CSRCs, extension or padding
+            try:
+                payload = rtp_payload(data)
+            except RtpParseError:
+                self.bad_packets += 1
+                return
+        else:
+            payload = data[12:]
+        if pt == self.pt:
+            rx = self._rx
+            if ssrc != self._rx_ssrc or rx is None:
+                rx = self._new_source(ssrc)
+            rx.update(seq, ts, now, len(payload))
+            if not self._recv_ok:
+                return
+            if self._taps or self._inband is not None:
+                self._audio_in(payload)
+            peer = self._peer
+            if peer is not None:
+                out = peer._out
+                if out.send_ok and not out.busy:
+                    if self._to_peer is not None:
+                        payload = self._to_peer(payload)
+                    out.relay(payload, out.pt, b1 > 0x7F, seq, ts, ssrc, now, len(payload))
+        elif pt == self.te_pt:
+            self._event_in(payload, b1 > 0x7F, seq, ts, ssrc, now)
+        else:
+            self.other_packets += 1  # comfort noise, unnegotiated codecs: not used
+
+    def _new_source(self, ssrc: int) -> RtpReceiverStats:
+        if self._rx is not None:
+            self._lost_before += max(0, self._rx.lost)
+        self._rx = RtpReceiverStats()
+        self._rx_ssrc = ssrc
+        return self._rx
+
+    def _audio_in(self, payload: bytes) -> None:
+        pcm = decode(self.codec, payload)
+        for tap in tuple(self._taps):
+            tap(pcm, "in")
+        if self._inband is not None:
+            for digit in self._inband.feed(pcm):
+                self._digit(digit, "inband")
+
+    def _event_in(self, payload: bytes, marker: bool, seq: int, ts: int, ssrc: int,
+                  now: float) -> None:
+        rx = self._rx
+        if ssrc == self._rx_ssrc and rx is not None and len(payload) >= 4:
+            # Events share the audio's sequence space (else they would count as lost) but
+            # carry the event's start time: feed them at the media time they stand for and
+            # keep them out of the jitter estimate.
+            jitter = rx.jitter
+            rx.update(seq, (ts + ((payload[2] << 8) | payload[3]) - 160) & 0xFFFFFFFF, now)
+            rx.jitter = jitter
+        if not self._recv_ok:
+            return
+        try:
+            digit = self._te_rx.feed(ts, marker, payload)
+        except RtpParseError:
+            self.bad_packets += 1
+            return
+        if digit is not None:
+            self._digit(digit, "rfc4733")
+        peer = self._peer
+        if peer is None or not peer._out.send_ok:
+            return
+        if peer.te_pt is not None:
+            if not peer._out.busy:
+                peer._out.relay(payload, peer.te_pt, marker, seq, ts, ssrc, now, None)
+        elif digit is not None:
+            peer.send_dtmf(digit)
+
+    def _digit(self, digit: str, method: str) -> None:
+        self.digits_in += 1
+        if self._on_dtmf is not None:
+            try:
+                self._on_dtmf(digit, method)
+            except Exception:
+                log.exception("on_dtmf callback failed", port=self.local_port)
+
+    # -- housekeeping and state -----------------------------------------------------------
+    def _housekeep(self, now: float, wall: float) -> None:
+        """From the engine, about once a second: inactivity and RTCP reports."""
+        if self.on_inactive is not None and self._recv_ok and self.inactivity_timeout > 0:
+            last = self.last_rx if self.last_rx is not None else self._armed_at
+            if self._inactive_since is not None and last > self._inactive_since:
+                self._inactive_since = None  # media came back: arm again
+            if self._inactive_since is None and now - last >= self.inactivity_timeout:
+                self._inactive_since = now
+                try:
+                    self.on_inactive()
+                except Exception:
+                    log.exception("on_inactive callback failed", port=self.local_port)
+        if self.configured:
+            self.rtcp.due(now, self._out.sender, self._rx, self._rx_ssrc, wall)
+
+    def idle_for(self, now: float) -> float:
+        """Seconds since RTP last arrived (since configuration, if none has)."""
+        return now - (self.last_rx if self.last_rx is not None else self._armed_at)
+
+    @property
+    def packets_out(self) -> int:
+        return self._out.packets_out
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        rx, out = self._rx, self._out
+        return {
+            "packets_in": self.packets_in, "packets_out": out.packets_out,
+            "lost": self._lost_before + (max(0, rx.lost) if rx is not None else 0),
+            "jitter": rx.jitter_seconds if rx is not None else 0.0,
+            "last_rx": self.last_rx, "foreign": self.foreign_packets, "bad": self.bad_packets,
+            "other": self.other_packets, "send_errors": out.send_errors,
+            "rtcp_in": self.rtcp.received, "rtcp_out": self.rtcp.sent,
+            "digits_in": self.digits_in, "latched": self.latched, "remote": self.remote,
+        }
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError(f"media endpoint on port {self.local_port} is closed")
+
+    def close(self) -> None:
+        """Stop everything and give the ports back; closing again is harmless."""
+        if self.closed:
+            return
+        self.unbridge()
+        self._out.reset()
+        self._taps.clear()
+        self.on_inactive = None
+        self._on_dtmf = self._inband = None
+        self.closed = True
+        self._engine._release(self)
+
+    def __repr__(self) -> str:
+        return (f"<MediaEndpoint :{self.local_port} {self.codec.name}/{self.pt} "
+                f"{self.direction} remote={self.remote}{' closed' if self.closed else ''}>")
