@@ -93,7 +93,8 @@ class ChannelAligner:
 
     The legs' packets arrive independently, with loss, silence suppression and one-way
     audio. Each channel is placed by arrival time: a frame arriving more than `slack` seconds
-    after where its channel has got to is preceded by silence, and a channel that receives
+    after where its channel has got to is preceded by the silence that puts it where it
+    belongs (lesser lateness is jitter, absorbed), and a channel that receives
     nothing is filled with silence up to `slack` behind now, so another channel never waits
     for it for long. `take()` hands out the span every channel has.
     """
@@ -122,8 +123,12 @@ class ChannelAligner:
     def feed(self, channel: int, pcm: bytes, now: float) -> None:
         """16-bit LE PCM that arrived on `channel` (0 = left) at `now`."""
         samples = len(pcm) >> 1
-        # The frame arriving now ends now: it started `samples` earlier.
-        self._pad_to(channel, self._target(now) - samples - self._slack)
+        # The frame arriving now ends now: it started `samples` earlier. Lateness within the
+        # slack is jitter and is absorbed; beyond it there was a gap, and the frame goes
+        # exactly where it belongs.
+        start = self._target(now) - samples
+        if start - self._pos[channel] > self._slack:
+            self._pad_to(channel, start)
         self._bufs[channel].extend(pcm)
         self._pos[channel] += samples
 

@@ -254,5 +254,10 @@ class Recorder:
             except Exception:
                 log.exception("recording on_error callback failed")
 
+    @property
+    def file_closed(self) -> bool:
+        """The writer thread has closed the file (after stop(), or after a failure)."""
+        return self._closed.is_set()
+
     async def wait_closed(self) -> None:
         await self._closed.wait()

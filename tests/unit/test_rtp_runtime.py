@@ -61,6 +61,7 @@ class FakeLoop:
         self.timers: list[Handle] = []
         self.readers: dict[int, Callable[[], None]] = {}
         self.early = 0.0
+        self.from_threads: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
 
     def time(self) -> float:
         return self.clock.t
@@ -76,7 +77,8 @@ class FakeLoop:
     def call_soon(self, cb: Callable[..., Any], *args: Any) -> Handle:
         return self.call_at(self.clock.t, cb, *args)
 
-    call_soon_threadsafe = call_soon
+    def call_soon_threadsafe(self, cb: Callable[..., Any], *args: Any) -> None:
+        self.from_threads.append((cb, args))  # deque.append is atomic; run by poll()
 
     def add_reader(self, fd: int, cb: Callable[..., Any], *args: Any) -> None:
         assert fd not in self.readers
@@ -107,6 +109,9 @@ class FakeLoop:
         self.run_until(self.clock.t + dt)
 
     def poll(self) -> None:
+        while self.from_threads:
+            cb, args = self.from_threads.popleft()
+            cb(*args)
         for fd, cb in list(self.readers.items()):
             sock = FakeSocket.by_fd.get(fd)
             if sock is not None and sock.queue and fd in self.readers:
