@@ -2,7 +2,9 @@
 
 Owns: the dataclasses every other package reads its settings from, one small function per
 section turning a checked YAML mapping into its dataclass, and load_config. Parsing, line
-tracking and problem collection live in acd.yamlsource; this module states the schema.
+tracking and problem collection live in acd.yamlsource; this module states the schema of
+the platform sections, acd.config_calls and acd.config_ivr that of the call sections
+(media, numbering, prompts, schedules, blacklist, hotlines, ivr, outbound_rules, voicemail).
 
 To add a section: write its dataclass and a `_name(f: Fields) -> Name` function, add the
 field to Config and one line to `_build`. Lists are indexed from 0 in problem keys
@@ -14,10 +16,27 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal
+from types import MappingProxyType
+from typing import Literal, TypedDict
 
+from acd import config_calls as calls
+from acd.config_calls import (
+    Blacklist,
+    Destination,
+    Hotline,
+    MediaConfig,
+    Numbering,
+    OutboundRule,
+    PromptsConfig,
+    QueueRef,
+    Refs,
+    Schedule,
+    VoicemailConfig,
+)
+from acd.config_ivr import ivr_trees
 from acd.yamlsource import (
     FILE,
     ConfigError,
@@ -30,13 +49,16 @@ from acd.yamlsource import (
     parse,
     shown,
 )
+from ivr.model import IvrTree
 
 __all__ = [
-    "Account", "AdminConfig", "AdminToken", "AuthBanConfig", "Config", "ConfigError",
-    "EventsConfig", "HostPort", "ListenAddress", "LoggingConfig", "Problem",
-    "RegistrarConfig", "SecurityConfig", "SipConfig", "SipTimers", "StoreConfig", "Trunk",
-    "TrunkInbound", "TrunkInboundAuth", "TrunkOutbound", "TrunkRegister", "TrunkSource",
-    "changed_sections", "load_config", "load_config_text",
+    "Account", "AdminConfig", "AdminToken", "AuthBanConfig", "Blacklist", "Config",
+    "ConfigError", "Destination", "EventsConfig", "HostPort", "Hotline", "IvrTree",
+    "ListenAddress", "LoggingConfig", "MediaConfig", "Numbering", "OutboundRule", "Problem",
+    "PromptsConfig", "QueueRef", "RegistrarConfig", "Schedule", "SecurityConfig", "SipConfig",
+    "SipTimers", "StoreConfig", "Trunk", "TrunkInbound", "TrunkInboundAuth", "TrunkOutbound",
+    "TrunkRegister", "TrunkSource", "VoicemailConfig", "changed_sections", "load_config",
+    "load_config_text",
 ]
 
 Transport = Literal["udp", "tcp"]
@@ -212,13 +234,26 @@ class Config:
     store: StoreConfig = StoreConfig()
     events: EventsConfig = EventsConfig()
     logging: LoggingConfig = LoggingConfig()
+    media: MediaConfig = field(default_factory=MediaConfig)
+    numbering: Numbering = field(default_factory=Numbering)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
+    schedules: Mapping[str, Schedule] = field(default_factory=lambda: MappingProxyType({}))
+    blacklist: Blacklist = field(default_factory=Blacklist)
+    hotlines: Mapping[str, Hotline] = field(default_factory=lambda: MappingProxyType({}))
+    ivr: Mapping[str, IvrTree] = field(default_factory=lambda: MappingProxyType({}))
+    outbound_rules: tuple[OutboundRule, ...] = ()
+    voicemail: VoicemailConfig | None = None
     accounts: tuple[Account, ...] = ()
     trunks: tuple[Trunk, ...] = ()
+    # Queues named by hotlines and IVR nodes, to check once queues are configured: the
+    # names in file order without repeats, and every place one is named.
+    referenced_queues: tuple[str, ...] = ()
+    queue_refs: tuple[QueueRef, ...] = ()
     source_path: Path | None = None  # None when loaded from text
     digest: str = ""  # sha256 hex of the file bytes
 
 
-_SOURCE_FIELDS = ("source_path", "digest")
+_SOURCE_FIELDS = ("source_path", "digest", "referenced_queues", "queue_refs")
 
 
 def changed_sections(old: Config, new: Config) -> tuple[str, ...]:
@@ -231,7 +266,10 @@ def changed_sections(old: Config, new: Config) -> tuple[str, ...]:
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML file; raises ConfigError listing every problem."""
+    """Read and validate a YAML file; raises ConfigError listing every problem.
+
+    Relative paths in it (prompts.dir) are taken from the file's directory.
+    """
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -242,28 +280,45 @@ def load_config(path: str | Path) -> Config:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ConfigError([Problem(str(path), line, FILE, "is not valid UTF-8")]) from None
-    return _load(text, str(path), Path(path), hashlib.sha256(data).hexdigest())
+    return _load(text, str(path), Path(path), hashlib.sha256(data).hexdigest(),
+                 Path(path).parent)
 
 
-def load_config_text(text: str, filename: str = "<text>") -> Config:
-    """Validate YAML text as if read from `filename` (which only labels problems)."""
+def load_config_text(text: str, filename: str = "<text>", *,
+                     base_dir: str | Path = ".") -> Config:
+    """Validate YAML text as if read from `filename` (which only labels problems).
+
+    base_dir: where relative paths in it (prompts.dir) are taken from.
+    """
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return _load(text, filename, None, digest)
+    return _load(text, filename, None, digest, Path(base_dir))
 
 
-def _load(text: str, filename: str, source_path: Path | None, digest: str) -> Config:
+def _load(text: str, filename: str, source_path: Path | None, digest: str,
+          base_dir: Path) -> Config:
     report = Report(filename)
     raw = parse(text, report)
     report.raise_if_any()
-    config = _build(Node.root(raw, report), source_path, digest)
+    config = _build(Node.root(raw, report), source_path, digest, base_dir)
     report.raise_if_any()
     return config
 
 
-def _build(root: Node, source_path: Path | None, digest: str) -> Config:
+_CALL_SECTIONS = ("media", "numbering", "prompts", "schedules", "blacklist", "hotlines",
+                  "ivr", "outbound_rules", "voicemail")
+
+
+def _build(root: Node, source_path: Path | None, digest: str, base_dir: Path) -> Config:
     f = root.fields(("node_id", "sip", "registrar", "security", "admin", "store", "events",
-                     "logging", "accounts", "trunks"))
+                     "logging", *_CALL_SECTIONS, "accounts", "trunks"))
+    accounts = _accounts(f.opt_list("accounts"))
+    trunks = _trunks(f.opt_list("trunks"))
+    refs = Refs(users={a.user for a in accounts},
+                hotline_numbers={n for t in trunks for n in t.hotlines},
+                trunks={t.name for t in trunks},
+                outbound_trunks={t.name for t in trunks if t.outbound is not None})
     return Config(
+        **_call_sections(f, refs, base_dir),
         node_id=f.opt_str("node_id", "acd", pattern=_USER,
                           rule="must contain only letters, digits, '.', '_' and '-'"),
         sip=_sip(f.req_section("sip", ("listen", "domain", "realm", "user_agent", "timers",
@@ -276,10 +331,55 @@ def _build(root: Node, source_path: Path | None, digest: str) -> Config:
         store=_store(f.section("store", ("url",))),
         events=_events(f.section("events", ("bus", "stream", "maxlen"))),
         logging=_logging(f.section("logging", ("level", "format"))),
-        accounts=_accounts(f.opt_list("accounts")),
-        trunks=_trunks(f.opt_list("trunks")),
+        accounts=accounts,
+        trunks=trunks,
         source_path=source_path,
         digest=digest,
+    )
+
+
+class _CallSections(TypedDict):
+    media: MediaConfig
+    numbering: Numbering
+    prompts: PromptsConfig
+    schedules: Mapping[str, Schedule]
+    blacklist: Blacklist
+    hotlines: Mapping[str, Hotline]
+    ivr: Mapping[str, IvrTree]
+    outbound_rules: tuple[OutboundRule, ...]
+    voicemail: VoicemailConfig | None
+    referenced_queues: tuple[str, ...]
+    queue_refs: tuple[QueueRef, ...]
+
+
+def _call_sections(f: Fields, refs: Refs, base_dir: Path) -> _CallSections:
+    """The call sections, each built after the ones it refers to."""
+    media = calls.media(f.section("media", ("rtp_ports", "bind", "advertise", "codecs",
+                                            "telephone_event")))
+    n = f.opt_section("numbering", ("country_code", "national_prefix", "international_prefix"))
+    refs.numbering = calls.numbering(n) if n is not None else Numbering()
+    prompts = calls.prompts(f.section("prompts", ("dir", "files")), base_dir)
+    refs.prompts = prompts.files.keys()
+    schedules = calls.schedules(f.get("schedules"))
+    refs.schedules = schedules.keys()
+    v = f.opt_section("voicemail", ("dir", "max_seconds", "silence_seconds", "prompt"))
+    refs.voicemail = v is not None
+    ivr = ivr_trees(f.get("ivr"), refs)
+    refs.ivr = ivr.keys()
+    hotlines = calls.hotlines(f.get("hotlines"), refs)
+    return _CallSections(
+        media=media,
+        numbering=refs.numbering,
+        prompts=prompts,
+        schedules=schedules,
+        voicemail=calls.voicemail(v, refs) if v is not None else None,
+        ivr=ivr,
+        hotlines=hotlines,
+        blacklist=calls.blacklist(f.section("blacklist", ("numbers", "prefixes", "action",
+                                                          "prompt")), refs),
+        outbound_rules=calls.outbound_rules(f.opt_list("outbound_rules"), refs),
+        referenced_queues=tuple(dict.fromkeys(q.name for q in refs.queues)),
+        queue_refs=tuple(sorted(refs.queues, key=lambda q: q.line)),
     )
 
 

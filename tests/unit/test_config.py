@@ -86,7 +86,7 @@ def test_demo_config_loads_with_expected_values() -> None:
     assert (trunk.outbound.proxy, trunk.outbound.transport) == (HostPort("127.0.0.1", 5080),
                                                                 "udp")
     assert trunk.options_ping == 30
-    assert trunk.hotlines == ("19001000", "19002000")
+    assert trunk.hotlines == ("19001000", "19002000", "19003000")
 
 
 def test_demo_config_records_source_and_digest() -> None:
@@ -119,10 +119,12 @@ def test_minimal_config_takes_defaults() -> None:
 
 def test_changed_sections_names_what_differs() -> None:
     text = DEMO.read_text()
-    old = load_config_text(text)
+    old = load_config_text(text, base_dir=DEMO.parent)
     new = load_config_text(text.replace("level: info", "level: debug")
-                           .replace('"19002000"', '"19003000"'))
-    assert changed_sections(old, new) == ("logging", "trunks")
+                           .replace("max_seconds: 120", "max_seconds: 60")
+                           .replace("options_ping: 30", "options_ping: 10"),
+                           base_dir=DEMO.parent)
+    assert changed_sections(old, new) == ("logging", "voicemail", "trunks")
     assert changed_sections(old, old) == ()
 
 
