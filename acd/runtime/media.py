@@ -157,17 +157,11 @@ class MediaEngine:
                 if not out.busy:
                     continue
                 try:
-                    done = out.tick(n, cnow)
+                    out.tick(n, cnow)
                 except Exception:
                     self.tick_errors += 1
                     log.exception("media tick failed")
                     out.reset()
-                    continue
-                if done is not None:
-                    try:
-                        done()
-                    except Exception:
-                        log.exception("play on_done callback failed")
         if not self._ticking or self.closed:
             self._tick_handle = None
             return

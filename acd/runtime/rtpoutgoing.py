@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+import structlog
+
 from acd.media_session import Latch, dtmf_tone_frames
 from media.dtmf import EventPacketPlan, TelephoneEventSender
 from media.g711 import Codec, decode
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from acd.runtime.rtprecorder import Tap
 
 __all__ = ["Outgoing"]
+
+log = structlog.get_logger("acd.media")
 
 _EVENT_SENDER = TelephoneEventSender()
 _IDLE = 0.030  # a gap longer than this (1.5 frames) is silence the timestamp must cover
@@ -116,16 +120,18 @@ class Outgoing:
         self._events.clear()
         self._settle()
 
-    def tick(self, frames: int, now: float) -> Callable[[], None] | None:
-        """`frames` frame times (normally 1) have passed: send that many local frames.
-        Returns the programme's on_done when it just ended, for the engine to call."""
+    def tick(self, frames: int, now: float) -> None:
+        """`frames` frame times (normally 1) have passed: send that many local frames. When
+        the programme ends, its on_done runs here, and a programme it starts takes the same
+        slot, so chained prompts play without a hole."""
         sender = self.sender
-        done = None
-        for _ in range(frames):
-            self._catch_up(now)
-            self._relaying = False
+        slots = frames
+        while slots:
             if self._events:
                 item = self._events.popleft()
+                self._catch_up(now)
+                self._relaying = False
+                slots -= 1
                 if isinstance(item, EventPacketPlan):
                     pkt = sender.event_packet(item.payload, start=item.marker, samples=item.advance)
                 elif item:
@@ -141,7 +147,12 @@ class Outgoing:
                     done = self._on_done
                     self._player = self._on_done = None
                     sender.source_changed()
-                    break
+                    if done is not None:
+                        self._done(done)
+                    continue
+                self._catch_up(now)
+                self._relaying = False
+                slots -= 1
                 pkt = sender.next_packet(frame, self.pt)
                 if self.taps:
                     self._tap_out(frame)
@@ -151,7 +162,12 @@ class Outgoing:
             if self.send_ok:
                 self.send(pkt)
         self._settle()
-        return done
+
+    def _done(self, on_done: Callable[[], None]) -> None:
+        try:
+            on_done()
+        except Exception:
+            log.exception("play on_done callback failed")
 
     def _catch_up(self, now: float) -> None:
         if self.last_sent >= 0 and now - self.last_sent > _IDLE:

@@ -319,7 +319,12 @@ def test_on_done_can_chain_the_next_prompt_and_empty_programme_finishes_soon() -
 
     ep.play(prompt(2), on_done=first_done)
     r.loop.advance(0.2)
-    assert order == ["a", "b"] and len(peer.take()) == 4
+    got = [hdr(p) for p, _ in peer.take()]
+    assert order == ["a", "b"] and len(got) == 4
+    # the second programme takes the slot the first one ended in: no hole, marker on switch
+    assert [h[3] - got[0][3] for h in got] == [0, 160, 320, 480]
+    assert peer.arrivals == pytest.approx([peer.arrivals[0] + 0.02 * i for i in range(4)])
+    assert [h[1] for h in got] == [True, False, True, False]
     ep.play([], on_done=lambda: order.append("empty"))
     assert order == ["a", "b"]  # not from inside play()
     r.loop.advance(0.001)
