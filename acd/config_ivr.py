@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from yaml.nodes import MappingNode
+
 from acd.config_calls import NAME, NAME_RULE, Refs, good_name, named, queue_name
 from acd.yamlsource import Fields, Node
 from ivr.model import (
@@ -68,6 +70,8 @@ class _Tree:
             if p.field is not None and not self.fields.ok(p.field):
                 return
             self.fields.blame(p.field or "").problem(p.reason)
+        elif self.broken and p.field is None and "unreachable" in p.reason:
+            return  # a node that could not be read leads nowhere: reachability is moot
         elif p.node not in self.broken and (p.node, p.field or "") not in self.reported:
             where = self.settings.get((p.node, p.field or "")) or self.nodes[p.node]
             where.problem(p.reason)
@@ -102,7 +106,8 @@ def _node(n: Node, name: str, refs: Refs, tree: _Tree) -> IvrNode | None:
     f = n.fields(KINDS)
     kinds = [k for k in KINDS if k in f.children]
     if len(kinds) != 1:
-        if not f.quiet:
+        if not f.quiet and (kinds or not isinstance(n.raw, MappingNode) or not n.raw.value):
+            # (a mapping with keys but no kind got "unknown key" already)
             n.problem(f"must have exactly one of {', '.join(KINDS)}"
                       + (f", got {', '.join(kinds)}" if kinds else ""))
         return None

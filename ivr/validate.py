@@ -73,7 +73,7 @@ def validate_tree(tree: IvrTree, *, prompts: Collection[str] | None = None,
 
     if not tree.nodes:
         add(None, "nodes", "must have at least one node")
-    if tree.start not in tree.nodes:
+    elif tree.start not in tree.nodes:
         add(None, "start", _unknown("node", tree.start, tree.nodes))
     for name, node in tree.nodes.items():
         for fld, target in node_refs(node):
