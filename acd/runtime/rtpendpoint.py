@@ -43,7 +43,6 @@ __all__ = ["MediaEndpoint"]
 log = structlog.get_logger("acd.media")
 
 Address = tuple[str, int]
-RECV_BATCH = 64  # datagrams per reader wake-up before other sockets get their turn
 MAX_DATAGRAM = 2048
 _HDR = struct.Struct("!BBHII")
 
@@ -57,6 +56,7 @@ class MediaEndpoint:
         self._now = engine.clock.now
         self.local_port = port
         self._sock, self._rtcp_sock = rtp, rtcp
+        self._batch = engine.recv_batch
         self.codec = Codec.PCMU
         self.pt = 0
         self.te_pt: int | None = None
@@ -64,11 +64,12 @@ class MediaEndpoint:
         self._recv_ok = False
         self.configured = False
         self._latch = Latch()
+        self._src: Address | None = None  # the latch's source, where the fast path sees it
         self._taps: list[Tap] = []
         self._out = Outgoing(rtp, self._latch, self._taps, engine._tick_add, engine._tick_remove)
         self._peer: MediaEndpoint | None = None
         self._to_peer: Callable[[bytes], bytes] | None = None  # our law -> the peer's
-        self._rx: RtpReceiverStats | None = None
+        self._rx = RtpReceiverStats()  # replaced per remote SSRC, the first one included
         self._rx_ssrc: int | None = None
         self._lost_before = 0
         self.last_rx: float | None = None
@@ -91,8 +92,10 @@ class MediaEndpoint:
         (c=0.0.0.0); we then send only once media has arrived to latch to."""
         self._check_open()
         send, recv = direction_flags(direction)
-        if not 0 <= pt <= 127 or not (te_pt is None or 0 <= te_pt <= 127):
-            raise ValueError("payload type out of range")
+        for t in (pt, te_pt):
+            # 72-76 are RTCP packet types in disguise (RFC 3551 section 6, RFC 5761)
+            if t is not None and not (0 <= t <= 127 and not 72 <= t <= 76):
+                raise ValueError(f"payload type {t} out of range")
         codec = Codec(codec)
         out = self._out
         if self.configured and (codec is not self.codec or pt != self.pt):
@@ -102,6 +105,7 @@ class MediaEndpoint:
         self._recv_ok = recv
         old_sdp = self._latch.sdp
         self._latch.reset((remote[0], int(remote[1])) if remote is not None else None)
+        self._src = self._latch.source
         if self._latch.sdp != old_sdp:
             self.rtcp.rtp_destination(self._latch.dest)
         if not self.configured:
@@ -227,9 +231,9 @@ class MediaEndpoint:
 
     # -- receiving ---------------------------------------------------------------------------
     def _read_rtp(self) -> None:
-        """The reader callback: drain the socket (up to a batch, for fairness)."""
+        """The reader callback: up to `engine.recv_batch` datagrams per wake-up."""
         sock, on_rtp = self._sock, self._on_rtp
-        for _ in range(RECV_BATCH):
+        for _ in range(self._batch):
             try:
                 data, addr = sock.recvfrom(MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
@@ -242,36 +246,37 @@ class MediaEndpoint:
                 log.exception("RTP packet handling failed", port=self.local_port)
 
     def _on_rtp(self, data: bytes, addr: Address) -> None:
-        if len(data) < 12:
+        # The per-packet path, ordered for the common case: a plain audio packet (version 2,
+        # no padding, extension or CSRCs) from the latched source. RTCP packet types (200-204)
+        # read as payload types 72-76, which configure() refuses for audio.
+        try:
+            b0, b1, seq, ts, ssrc = _HDR.unpack_from(data)
+        except struct.error:
             self.bad_packets += 1
             return
-        b0, b1, seq, ts, ssrc = _HDR.unpack_from(data)
-        if b0 & 0xC0 != 0x80:
+        if b0 == 0x80:
+            payload = data[12:]
+        elif b0 & 0xC0 != 0x80:
             self.bad_packets += 1
             return
-        if 192 <= b1 <= 223:  # RTCP multiplexed on the RTP port (RFC 5761)
+        elif 192 <= b1 <= 223:  # RTCP multiplexed on the RTP port (RFC 5761)
             self.rtcp.on_packet(data, addr, self._out.sender.ssrc)
             return
-        pt = b1 & 0x7F
-        now = self._now()
-        if addr != self._latch.source:
-            if not self._latch.offer(addr, pt == self.pt or pt == self.te_pt, self.last_rx, now):
-                self.foreign_packets += 1
-                return
-            self.rtcp.rtp_destination(addr)
-        self.last_rx = now
-        self.packets_in += 1
-        if b0 & 0x3F:  # CSRCs, extension or padding
+        else:
             try:
                 payload = rtp_payload(data)
             except RtpParseError:
                 self.bad_packets += 1
                 return
-        else:
-            payload = data[12:]
+        pt = b1 & 0x7F
+        now = self._now()
+        if addr != self._src and not self._accept(addr, pt, b1, data, now):
+            return
+        self.last_rx = now
+        self.packets_in += 1
         if pt == self.pt:
             rx = self._rx
-            if ssrc != self._rx_ssrc or rx is None:
+            if ssrc != self._rx_ssrc:
                 rx = self._new_source(ssrc)
             rx.update(seq, ts, now, len(payload))
             if not self._recv_ok:
@@ -290,9 +295,20 @@ class MediaEndpoint:
         else:
             self.other_packets += 1  # comfort noise, unnegotiated codecs: not used
 
+    def _accept(self, addr: Address, pt: int, b1: int, data: bytes, now: float) -> bool:
+        """A packet from somewhere other than the latched source: latch to it or refuse it."""
+        if 192 <= b1 <= 223:  # RTCP-mux from a new source
+            self.rtcp.on_packet(data, addr, self._out.sender.ssrc)
+            return False
+        if not self._latch.offer(addr, pt == self.pt or pt == self.te_pt, self.last_rx, now):
+            self.foreign_packets += 1
+            return False
+        self._src = addr
+        self.rtcp.rtp_destination(addr)
+        return True
+
     def _new_source(self, ssrc: int) -> RtpReceiverStats:
-        if self._rx is not None:
-            self._lost_before += max(0, self._rx.lost)
+        self._lost_before += max(0, self._rx.lost)
         self._rx = RtpReceiverStats()
         self._rx_ssrc = ssrc
         return self._rx
@@ -308,7 +324,7 @@ class MediaEndpoint:
     def _event_in(self, payload: bytes, marker: bool, seq: int, ts: int, ssrc: int,
                   now: float) -> None:
         rx = self._rx
-        if ssrc == self._rx_ssrc and rx is not None and len(payload) >= 4:
+        if ssrc == self._rx_ssrc and len(payload) >= 4:
             # Events share the audio's sequence space (else they would count as lost) but
             # carry the event's start time: feed them at the media time they stand for and
             # keep them out of the jitter estimate.
@@ -370,8 +386,8 @@ class MediaEndpoint:
         rx, out = self._rx, self._out
         return {
             "packets_in": self.packets_in, "packets_out": out.packets_out,
-            "lost": self._lost_before + (max(0, rx.lost) if rx is not None else 0),
-            "jitter": rx.jitter_seconds if rx is not None else 0.0,
+            "lost": self._lost_before + max(0, rx.lost),
+            "jitter": rx.jitter_seconds,
             "last_rx": self.last_rx, "foreign": self.foreign_packets, "bad": self.bad_packets,
             "other": self.other_packets, "send_errors": out.send_errors,
             "rtcp_in": self.rtcp.received, "rtcp_out": self.rtcp.sent,

@@ -182,11 +182,18 @@ class Outgoing:
             self._relaying = True
             self._catch_up(now)
         pkt = self.sender.relay(payload, pt, marker, seq, ts, ssrc, samples)
-        if pkt is not None:
-            self.last_sent = now
-            self.send(pkt)
-            if self.taps and samples is not None:
-                self._tap_out(payload)
+        dest = self.latch.dest
+        if pkt is None or dest is None:
+            return
+        self.last_sent = now
+        try:
+            self._sock.sendto(pkt, dest)
+        except OSError:
+            self.send_errors += 1
+            return
+        self.packets_out += 1
+        if self.taps and samples is not None:
+            self._tap_out(payload)
 
     # -- the wire ------------------------------------------------------------------------------
     def send(self, pkt: bytes) -> None:

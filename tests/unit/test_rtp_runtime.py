@@ -112,10 +112,14 @@ class FakeLoop:
         while self.from_threads:
             cb, args = self.from_threads.popleft()
             cb(*args)
-        for fd, cb in list(self.readers.items()):
-            sock = FakeSocket.by_fd.get(fd)
-            if sock is not None and sock.queue and fd in self.readers:
-                cb()
+        busy = True
+        while busy:  # level-triggered, like epoll: call readers while data is waiting
+            busy = False
+            for fd, cb in list(self.readers.items()):
+                sock = FakeSocket.by_fd.get(fd)
+                if sock is not None and sock.queue and fd in self.readers:
+                    busy = True
+                    cb()
 
 
 class FakeNet:
