@@ -55,6 +55,8 @@ def demo_config_text(sip_port: int, admin_port: int, *, ipv6: bool = False,
     if not ipv6:
         text = re.sub(r"\n\s*- (udp|tcp):\[::1\]:\d+", "", text)
     text = text.replace("listen: 127.0.0.1:8080", f"listen: 127.0.0.1:{admin_port}")
+    # prompts.dir is relative to the config file, which the copy no longer sits beside
+    text = text.replace("  dir: prompts ", f"  dir: {DEMO_CONFIG.parent / 'prompts'} ")
     if store_url is not None:
         text = text.replace("url: sqlite+aiosqlite:///var/acd.sqlite3", f"url: {store_url}")
     return text + extra

@@ -97,7 +97,7 @@ def test_admin_tokens(tmp_path: Path) -> None:
         assert d.request("GET", "/trunks")[0] == 200
         trunks = d.get("/trunks")["items"]
         assert trunks[0]["name"] == "demo-trunk"
-        assert trunks[0]["hotlines"] == ["19001000", "19002000"]
+        assert trunks[0]["hotlines"] == ["19001000", "19002000", "19003000"]
     finally:
         assert d.stop() == 0
 
