@@ -234,8 +234,11 @@ def _schedules(node: Node | None) -> Mapping[str, Schedule]:
             when = _date(day)
             if when is not None and seen.first(day, when):
                 holidays.add(when)
-        if good_name(name, item) and f.ok("timezone") and f.has("timezone"):
-            out[name] = Schedule(name, tz, weekly, frozenset(holidays))
+        if good_name(name, item):
+            # A bad timezone is reported already; UTC stands in so that the hotlines and
+            # trees naming this schedule are not told it does not exist.
+            usable = f.ok("timezone") and f.has("timezone")
+            out[name] = Schedule(name, tz if usable else "UTC", weekly, frozenset(holidays))
     return MappingProxyType(out)
 
 

@@ -158,7 +158,9 @@ RULES = [
         "t.yaml:9: numbering.international_prefix: must differ from national_prefix"],
         id="prefixes-equal"),
     # schedules
-    pytest.param("schedules:\n  office:\n    timezone: Asia/Saigonn\n", [
+    pytest.param("schedules:\n  office:\n    timezone: Asia/Saigonn\n"
+                 "hotlines:\n  '19001000':\n    destination: {play: closed}\n"
+                 "    schedule: office\n    out_of_hours: {play: closed}\n", [
         "t.yaml:11: schedules.office.timezone: unknown timezone 'Asia/Saigonn' (an IANA "
         "name such as Asia/Ho_Chi_Minh; install tzdata where the system has no zoneinfo)"],
         id="timezone"),
