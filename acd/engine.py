@@ -19,6 +19,8 @@ import structlog
 
 from acd.accounts import AccountAuth
 from acd.adapters.store import StoreOp
+from acd.callmedia import MediaEngineLike
+from acd.calls import CallService
 from acd.clock import Clock
 from acd.config import Config, ListenAddress
 from acd.events import EventBus
@@ -68,6 +70,7 @@ class Engine:
         store_submit: Callable[[StoreOp], None] | None = None,
         metrics: Metrics | None = None,
         secret: bytes | None = None,
+        media: MediaEngineLike | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -91,6 +94,8 @@ class Engine:
                                 on_failure=lambda ip: self.metrics.auth_failures.inc())
         self.registrations = RegistrationService(self, config)
         self.trunks = TrunkService(self, config)
+        self.calls = CallService(self, media)
+        self.calls.load_prompts(config)
         self._handlers: dict[str, Callable[[ServerTransaction, Request], None]] = {
             "REGISTER": self.registrations.on_register,
             "OPTIONS": self._on_options,
@@ -108,6 +113,7 @@ class Engine:
         self.auth.apply_config(config)
         self.registrations.apply_config(config)
         self.trunks.apply_config(config)
+        self.calls.load_prompts(config)
 
     def store_submit(self, op: StoreOp) -> None:
         if self._store_submit is not None:
@@ -307,23 +313,17 @@ class Engine:
             return
         number = _dialled(req.uri)
         trunk = self.trunks.match_source(txn.source[1], txn.source[2])
+        account = None
         if trunk is None:
             result = self.auth.authenticate(txn, req, txn.source[1], proxy=True)
             if result.response is not None:
                 self._respond(txn, result.response)
                 return
-            trunk = result.trunk
-        if trunk is None:
-            known = number in self.trunks.hotlines or number in self.auth.accounts
-        else:
-            known = number in trunk.hotlines
-        if not known:
+            trunk, account = result.trunk, result.account
+        if trunk is not None and number not in trunk.hotlines:
             self._respond(txn, txn.make_response(404))
             return
-        resp = txn.make_response(480)
-        resp.headers.insert(len(resp.headers) - 1, "Reason",
-                            'SIP;cause=480;text="call handling is not available yet"')
-        self._respond(txn, resp)
+        self.calls.on_invite(txn, req, trunk=trunk, account=account)
 
     def _on_cancel(self, txn: ServerTransaction, req: Request) -> None:
         invite = self.layer.find_invite_server(req)
@@ -402,8 +402,9 @@ class Engine:
         self.bus.emit("security.banned", {"source": ip, "until": until})
 
     def busy(self) -> bool:
-        """True while server transactions are still running (drain waits for them)."""
-        return any(t.state.value in ("trying", "proceeding") for t in self.layer.servers.values())
+        """True while calls or server transactions are still running (drain waits)."""
+        return bool(self.calls.calls) or any(
+            t.state.value in ("trying", "proceeding") for t in self.layer.servers.values())
 
     def snapshot_registrations(self) -> list[dict[str, Any]]:
         return self.registrations.snapshot()

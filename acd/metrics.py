@@ -48,5 +48,9 @@ class Metrics:
             "acd_events_published", "Events published on the bus", registry=r)
         self.tcp_connections = Gauge(
             "acd_sip_tcp_connections", "Open SIP TCP connections", registry=r)
+        self.active_calls = Gauge("acd_calls_active", "Calls in progress", registry=r)
+        self.calls_total = Counter(
+            "acd_calls", "Calls ended, by direction and outcome", ["direction", "outcome"],
+            registry=r)
         self.draining = Gauge(
             "acd_draining", "1 while the engine drains before exit", registry=r)

@@ -26,13 +26,13 @@ from sip.registrar import (
     describe_source,
     parse_source,
 )
-from sip.transaction import ClientTransaction, ServerTransaction
+from sip.transaction import Address, ClientTransaction, ServerTransaction
 from sip.uri import SipURI, parse_uri
 
 if TYPE_CHECKING:
     from acd.engine import Engine
 
-__all__ = ["RegistrationService", "binding_row", "binding_from_row"]
+__all__ = ["RegistrationService", "binding_from_row", "binding_row", "binding_target"]
 
 log = structlog.get_logger("acd.registrar")
 
@@ -52,6 +52,22 @@ def binding_from_row(r: BindingRow) -> Binding:
         r.expires_at, r.registered_at, r.updated_at, r.source, r.q, r.user_agent,
         r.instance_id, r.reg_id,
     )
+
+
+def binding_target(b: Binding) -> Address:
+    """Where requests for a binding go on the network.
+
+    Over TCP: back through the connection the phone registered on (RFC 5626 flow reuse).
+    Over UDP: the Contact's address when its IP is the one the REGISTER came from (a phone
+    may register from another port than it listens on, as SIPp agents do), else the source
+    address, because a Contact IP that differs from the packet's is a phone behind NAT."""
+    source = parse_source(b.source)
+    if source[0] != "udp" or not isinstance(b.uri, SipURI):
+        return source
+    host = b.uri.host_bare
+    if host == source[1].lower():
+        return ("udp", source[1], b.uri.port or 5060)
+    return source
 
 
 class _DateCache:
@@ -210,9 +226,9 @@ class RegistrationService:
         key = f"{b.aor}|{b.contact}"
         if key in self.qualify_in_flight:
             return
-        target = parse_source(b.source)
         if not isinstance(b.uri, SipURI):
             return
+        target = binding_target(b)
         req = self.engine.build_request("OPTIONS", b.uri, target, to_uri=str(b.uri))
         started = self.engine.clock.now()
         self.qualify_in_flight[key] = b

@@ -43,7 +43,9 @@ class SessionHost(Protocol):
     layer: TransactionLayer
     timers: Timers
     ids: IdSource
-    user_agent: str
+
+    @property
+    def user_agent(self) -> str: ...
 
     def now(self) -> float: ...
 

@@ -24,6 +24,7 @@ from acd.clock import SystemClock
 from acd.config import Config, ConfigError, Problem, changed_sections, load_config
 from acd.engine import Engine
 from acd.logs import configure_logging
+from acd.runtime.media import MediaEngine
 from acd.runtime.transport import SipTransports
 from sip.timers import Timers
 
@@ -36,7 +37,8 @@ DRAIN_TIMEOUT = 32.0
 # nonce from before the restart be answered stale=true instead of failing authentication.
 NONCE_KEY_FILE = Path("var/nonce.key")
 # Sections that only take effect at start: changing them in a reload is reported, not applied
-_RESTART_ONLY = ("sip.listen", "admin.listen", "store", "events")
+_RESTART_ONLY = ("sip.listen", "admin.listen", "store", "events", "media.bind",
+                 "media.rtp_ports")
 
 
 class TimerDriver:
@@ -101,8 +103,10 @@ class Daemon:
         driver = TimerDriver(loop, timers, self.clock)
         self.transports = SipTransports(lambda d, s: self.engine.on_message(d, s),
                                         max_message_size=cfg.sip.max_message_size)
+        self.media = MediaEngine(loop, cfg.media.bind, cfg.media.rtp_ports, self.clock)
         self.engine = Engine(cfg, clock=self.clock, network=self.transports, timers=timers,
-                             store_submit=writer.submit, secret=_nonce_secret(NONCE_KEY_FILE))
+                             store_submit=writer.submit, secret=_nonce_secret(NONCE_KEY_FILE),
+                             media=self.media)
         self.writer = writer
         eng = self.engine
         self.transports.on_transport_error = eng.layer.transport_error
@@ -116,6 +120,7 @@ class Daemon:
         except OSError as exc:
             log.error("cannot listen", error=str(exc))
             await self.transports.close()
+            self.media.close()
             await admin.stop()
             await writer.close()
             await store.close()
@@ -137,12 +142,17 @@ class Daemon:
         deadline = self.clock.now() + DRAIN_TIMEOUT
         while eng.busy() and self.clock.now() < deadline:
             await asyncio.sleep(0.05)
+        if eng.calls.calls:
+            log.warning("drain timeout: hanging up calls still up", calls=len(eng.calls.calls))
+            eng.calls.shutdown()
+            await asyncio.sleep(0.2)  # let the BYEs leave
         eng.trunks.stop()
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
         await admin.stop()
         await self.transports.close()
+        self.media.close()
         driver.close()
         await writer.close()
         await store.close()
@@ -179,7 +189,9 @@ class Daemon:
             log.warning("config changes that need a restart were not applied", keys=ignored)
             new = replace(new, sip=replace(new.sip, listen=old.sip.listen),
                           admin=replace(new.admin, listen=old.admin.listen),
-                          store=old.store, events=old.events)
+                          store=old.store, events=old.events,
+                          media=replace(new.media, bind=old.media.bind,
+                                        rtp_ports=old.media.rtp_ports))
         self.config = new
         self.engine.apply_config(new)
         configure_logging(new.logging.level, new.logging.format)

@@ -9,7 +9,7 @@ from sip.message import Response
 
 from .enginefakes import TRUNK_SOURCE, UA, Rig
 
-REASON_480 = 'SIP;cause=480;text="call handling is not available yet"'
+REASON_480 = 'SIP;cause=480;text="no media engine"'  # the rig has no RTP
 
 
 def trunk_ua(rig: Rig) -> UA:
