@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import itertools
 import multiprocessing as mp
@@ -39,6 +40,7 @@ from typing import Any
 
 from acd.clock import SystemClock
 from acd.runtime.media import MediaEngine
+from acd.runtime.rtppoll import EpollReaders
 from media.g711 import Codec, alaw_to_ulaw, ulaw_to_alaw
 from media.prompt import Prompt
 
@@ -323,13 +325,14 @@ def call_generator(conn: Connection, seconds: float, warmup: float) -> None:
 
 
 async def run_bridge(n: int, seconds: float, warmup: float, transcode: bool,
-                     recv_batch: int, sample: float) -> Result:
+                     recv_batch: int, sample: float, readers: str) -> Result:
     loop = asyncio.get_running_loop()
     parent, child = mp.Pipe()
     proc = mp.Process(target=call_generator, args=(child, seconds, warmup), daemon=True)
     proc.start()
     meas, bulk = parent.recv()
-    eng = MediaEngine(loop, LO, PORTS, SystemClock(), rtcp_interval=5.0, recv_batch=recv_batch)
+    eng = MediaEngine(loop, LO, PORTS, SystemClock(), rtcp_interval=5.0,
+                      recv_batch=recv_batch, readers=readers)
     calls = []
     eps = []
     every = max(1, round(1 / sample))
@@ -367,6 +370,71 @@ async def run_bridge(n: int, seconds: float, warmup: float, transcode: bool,
     return Result(n, ok, line)
 
 
+async def run_readers(n: int, seconds: float, warmup: float, how: str) -> Result:
+    """The socket-reading choice on its own: a bare relay (no engine) of n calls, with an
+    add_reader callback draining until BlockingIOError, one reading one datagram per
+    wake-up, a DatagramProtocol, or acd.runtime.rtppoll.EpollReaders (one datagram per
+    socket and pass, wake-ups coalesced under load)."""
+    loop = asyncio.get_running_loop()
+    parent, child = mp.Pipe()
+    proc = mp.Process(target=call_generator, args=(child, seconds, warmup), daemon=True)
+    proc.start()
+    meas, bulk = parent.recv()
+    calls, socks = [], []
+    epoll = EpollReaders(loop) if how == "epoll" else None
+
+    def reader(sock: socket.socket, out: socket.socket, dest: Any, batch: int) -> None:
+        for _ in range(batch):
+            try:
+                data = sock.recvfrom(2048)[0]
+            except BlockingIOError:
+                return
+            out.sendto(data, dest)
+
+    class Relay(asyncio.DatagramProtocol):
+        def __init__(self, out: socket.socket, dest: Any) -> None:
+            self.out, self.dest = out, dest
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            self.out.sendto(data, self.dest)
+
+    for i in range(n):
+        dest = meas if i % 4 == 0 else bulk
+        pair = []
+        for _ in (0, 1):
+            sk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sk.bind((LO, 0))
+            sk.setblocking(False)
+            pair.append(sk)
+        socks += pair
+        calls.append((pair[0].getsockname()[1], pair[1].getsockname()[1], 0, i % 4 == 0))
+        for sk, out in ((pair[0], pair[1]), (pair[1], pair[0])):
+            if how == "protocol":
+                await loop.create_datagram_endpoint(functools.partial(Relay, out, dest), sock=sk)
+            elif epoll is not None:
+                epoll.add(sk.fileno(), functools.partial(reader, sk, out, dest, 1))
+            else:
+                loop.add_reader(sk.fileno(), reader, sk, out, dest, 64 if how == "drain" else 1)
+    settle_gc()
+    cpu0 = engine_cpu()
+    parent.send(calls)
+    res = await loop.run_in_executor(None, parent.recv)
+    cpu = engine_cpu() - cpu0
+    proc.join(5)
+    for sk in socks:
+        if epoll is not None:
+            epoll.remove(sk.fileno())
+        elif how != "protocol":
+            loop.remove_reader(sk.fileno())
+        sk.close()
+    if epoll is not None:
+        epoll.close()
+    us = 1e6 * cpu / max(res["sent"], 1)
+    line = (f"{how:>8s}: {n} calls  {us:.2f} us/pkt  latency "
+            f"p50 {res['p50']:.2f} p99 {res['p99']:.2f} ms  lost {res['lost']}")
+    return Result(round(us * 100), True, line)
+
+
 def run(coro: Coroutine[Any, Any, Result]) -> Result:
     try:
         import uvloop
@@ -390,12 +458,15 @@ def ramp(name: str, steps: list[int], step: Callable[[int], Result]) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="a few seconds, to prove it works")
-    ap.add_argument("--mode", choices=("prompts", "bridge", "both"), default="both")
+    ap.add_argument("--mode", choices=("prompts", "bridge", "both", "readers"), default="both",
+                    help="readers: compare ways of reading sockets on a bare relay")
     ap.add_argument("--steps", help="comma-separated counts (streams or calls)")
     ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds per step")
     ap.add_argument("--transcode", action="store_true", help="half the calls PCMU<->PCMA")
     ap.add_argument("--recv-batch", type=int, default=1,
                     help="datagrams read per socket wake-up (64: drain until EAGAIN)")
+    ap.add_argument("--readers", choices=("auto", "loop"), default="auto",
+                    help="loop: one add_reader per socket instead of the coalescing epoll")
     ap.add_argument("--sample", type=float, default=0.25,
                     help="share of calls whose packets the far end reads and times")
     ap.add_argument("--priority", choices=("normal", "fifo"), default="normal",
@@ -424,8 +495,18 @@ def main(argv: list[str] | None = None) -> int:
                        [250, 500, 1000, 1250, 1500, 2000, 2500])
         best = ramp("bridged calls (2 streams each, 50 pkt/s per stream)", steps,
                     lambda n: run(run_bridge(n, args.seconds, warmup, args.transcode,
-                                             args.recv_batch, args.sample)))
+                                             args.recv_batch, args.sample, args.readers)))
         summary.append(f"bridged calls with 0 loss and p99 latency < 5 ms: {best}")
+    if args.mode == "readers":
+        n = int(args.steps or (200 if args.smoke else 1000))
+        print(f"-- socket reading, bare relay of {n} calls (CPU per relayed packet)")
+        costs: dict[str, list[float]] = defaultdict(list)
+        for how in ("drain", "once", "protocol", "epoll") * (1 if args.smoke else 5):
+            res = run(run_readers(n, args.seconds, warmup, how))
+            costs[how].append(res.n / 100)
+            print(res.line, flush=True)
+        summary.append("median us/pkt: " + ", ".join(
+            f"{how} {sorted(v)[len(v) // 2]:.2f}" for how, v in costs.items()))
     print("\n".join(summary))
     return 0
 

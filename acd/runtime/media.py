@@ -3,12 +3,17 @@
 locally generated audio, the housekeeping timer (inactivity, RTCP reports, recording
 flushes) and the recording writer thread (acd.runtime.rtprecorder).
 
-Costs are per packet, not per stream: sockets are read from reader callbacks that drain
-them until they would block (measured on uvloop as fast as a DatagramProtocol, within
-noise; see bench/rtp.py), there is no task per endpoint, and 500 playing prompts cost one
-timer. The ticker runs on absolute deadlines (tick n at start + n * 20 ms via
-`loop.call_at`, media.pacing.FrameClock): scheduling jitter never accumulates, a short
-stall is caught up with at most `max_burst` frames, a longer one resyncs instead of
+Costs are per packet, not per stream: no task per endpoint, and 500 playing prompts cost
+one timer. Socket readiness comes through acd.runtime.rtppoll: on Linux one epoll object
+for all media sockets, coalescing wake-ups under load (which nearly halves the CPU per
+relayed packet), else an `add_reader` per socket. Readers take `recv_batch` datagrams per
+wake-up, 1 by default: pollers are level-triggered, and draining until BlockingIOError pays
+a failing recvfrom plus an exception (1.6 us) per wake-up for nothing in the common case of
+one packet per socket. A DatagramProtocol measured no cheaper on uvloop (bench/rtp.py
+--mode readers).
+The ticker runs on absolute deadlines (tick n at start + n * 20 ms via `loop.call_at`,
+media.pacing.FrameClock): scheduling jitter never accumulates, a short stall is caught up
+with at most `max_burst` frames, a longer one resyncs instead of
 bursting. It stops when nothing plays and restarts on the next `play()`.
 """
 
@@ -26,6 +31,7 @@ import structlog
 from acd.clock import Clock
 from acd.runtime.rtpendpoint import MediaEndpoint
 from acd.runtime.rtpoutgoing import Outgoing
+from acd.runtime.rtppoll import make_readers
 from acd.runtime.rtpports import (
     DatagramSocket,
     PortsExhausted,
@@ -73,6 +79,8 @@ class MediaEngine:
         recording_queue: int = 1000,
         open_wav: Callable[[str, int], WavSink] | None = None,
         recv_batch: int = 1,
+        readers: str = "auto",
+        coalesce: float = 0.001,
     ) -> None:
         self.loop = loop
         self.bind_ip = bind_ip
@@ -88,6 +96,8 @@ class MediaEngine:
         # read on the next loop iteration; 1 saves the failing recvfrom + BlockingIOError a
         # drain costs per wake-up (1.6 us, as much as the relay itself; see bench/rtp.py).
         self.recv_batch = recv_batch
+        # how socket readiness reaches us: acd.runtime.rtppoll ('loop' for test doubles)
+        self.readers = make_readers(loop, readers, coalesce)
         self._recording_queue = recording_queue
         self._open_wav = open_wav
         self.endpoints: dict[int, MediaEndpoint] = {}
@@ -115,15 +125,15 @@ class MediaEngine:
             lambda p: open_udp_pair(self.bind_ip, p, self._open_socket))
         ep = MediaEndpoint(self, port, rtp, rtcp)
         self.endpoints[port] = ep
-        self.loop.add_reader(rtp.fileno(), ep._read_rtp)
-        self.loop.add_reader(rtcp.fileno(), ep.rtcp.read)
+        self.readers.add(rtp.fileno(), ep._read_rtp)
+        self.readers.add(rtcp.fileno(), ep.rtcp.read)
         if self._hk_handle is None:
             self._hk_handle = self.loop.call_later(HOUSEKEEP_PERIOD, self._housekeep)
         return ep
 
     def _release(self, ep: MediaEndpoint) -> None:
         for sock in (ep._sock, ep._rtcp_sock):
-            self.loop.remove_reader(sock.fileno())
+            self.readers.remove(sock.fileno())
             sock.close()
         if self.endpoints.get(ep.local_port) is ep:
             del self.endpoints[ep.local_port]
@@ -242,6 +252,7 @@ class MediaEngine:
                 handle.cancel()
         self._tick_handle = self._hk_handle = None
         self._hk_queue.clear()
+        self.readers.close()
         if self._writer is not None:
             self._writer.close()
 

@@ -50,6 +50,15 @@ _HDR = struct.Struct("!BBHII")
 class MediaEndpoint:
     """One call leg. Counters are plain attributes; `stats` gathers them in a dict."""
 
+    # slots: the per-packet path reads a dozen attributes of two endpoints per packet, and
+    # thousands of endpoints share the CPU cache
+    __slots__ = ("_armed_at", "_batch", "_engine", "_inactive_since", "_inband", "_latch",
+                 "_lost_before", "_now", "_on_dtmf", "_out", "_peer", "_recv_ok", "_rtcp_sock",
+                 "_rx", "_rx_ssrc", "_sock", "_src", "_taps", "_te_rx", "_to_peer",
+                 "bad_packets", "closed", "codec", "configured", "digits_in", "direction",
+                 "foreign_packets", "inactivity_timeout", "last_rx", "local_port", "on_inactive",
+                 "other_packets", "packets_in", "pt", "rtcp", "te_pt")
+
     def __init__(self, engine: MediaEngine, port: int, rtp: DatagramSocket,
                  rtcp: DatagramSocket) -> None:
         self._engine = engine
@@ -252,7 +261,10 @@ class MediaEndpoint:
         try:
             b0, b1, seq, ts, ssrc = _HDR.unpack_from(data)
         except struct.error:
-            self.bad_packets += 1
+            if len(data) >= 8 and 192 <= data[1] <= 223:  # an RTCP RR without blocks is 8
+                self.rtcp.on_packet(data, addr, self._out.sender.ssrc)
+            else:
+                self.bad_packets += 1
             return
         if b0 == 0x80:
             payload = data[12:]

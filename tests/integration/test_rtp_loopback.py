@@ -4,6 +4,7 @@ sockets play the remote parties. Each test runs for well under a second of media
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import socket
 import struct
@@ -71,8 +72,8 @@ class Peer:
         self.sock.close()
 
 
-def engine() -> MediaEngine:
-    return MediaEngine(asyncio.get_running_loop(), LO, PORTS, SystemClock())
+def engine(readers: str = "auto") -> MediaEngine:
+    return MediaEngine(asyncio.get_running_loop(), LO, PORTS, SystemClock(), readers=readers)
 
 
 def level(codec: Codec, value: int) -> bytes:
@@ -114,9 +115,10 @@ def test_prompt_then_music_arrive_paced_continuous_with_markers(run: Run) -> Non
     run(scenario())
 
 
-def test_bridge_relays_both_ways_with_transcoding(run: Run) -> None:
+@pytest.mark.parametrize("readers", ["auto", "loop"])
+def test_bridge_relays_both_ways_with_transcoding(run: Run, readers: str) -> None:
     async def scenario() -> None:
-        eng = engine()
+        eng = engine(readers)
         loop = asyncio.get_running_loop()
         caller, agent = Peer(loop), Peer(loop)
         a, b = eng.allocate(), eng.allocate()
@@ -256,5 +258,41 @@ def test_close_releases_ports(run: Run) -> None:
             s.bind((LO, p))  # free again
             s.close()
         eng.close()
+
+    run(scenario())
+
+
+def test_epoll_readers_coalesce_under_load_and_lose_nothing(run: Run) -> None:
+    from acd.runtime.rtppoll import EpollReaders
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        readers = EpollReaders(loop, coalesce=0.005, busy_rate=1000)
+        socks = [Peer(loop) for _ in range(20)]
+        for p in socks:  # Peer registered a loop reader: the epoll set takes over
+            loop.remove_reader(p.sock.fileno())
+        got = [0] * len(socks)
+
+        def reader(i: int) -> None:
+            socks[i].sock.recv(2048)
+            got[i] += 1
+
+        for i, p in enumerate(socks):
+            readers.add(p.sock.fileno(), functools.partial(reader, i))
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        bursts = 300
+        for _ in range(bursts):  # 20 packets a millisecond: 20,000/s, far above busy_rate
+            for p in socks:
+                tx.sendto(b"x" * 172, p.addr)
+            await asyncio.sleep(0.001)
+        await until(lambda: sum(got) == 20 * bursts)
+        assert readers.busy and readers.events == 20 * bursts
+        # one pass per burst for the first 100 ms, then one per 5 ms (several bursts)
+        assert readers.passes < 0.75 * bursts
+        readers.remove(socks[0].sock.fileno())
+        readers.close()
+        tx.close()
+        for p in socks:
+            p.sock.close()
 
     run(scenario())

@@ -188,7 +188,7 @@ class Rig:
         self.loop = FakeLoop(self.clock)
         self.net = FakeNet(self.clock)
         self.engine = MediaEngine(cast(Any, self.loop), IP, ports, self.clock,
-                                  open_socket=self.net.open, **kw)
+                                  open_socket=self.net.open, readers="loop", **kw)
 
     def leg(self, remote: Addr = PEER, codec: Codec = Codec.PCMU, te_pt: int | None = 101,
             direction: str = "sendrecv") -> tuple[MediaEndpoint, FakeSocket]:
@@ -595,3 +595,25 @@ def test_bind_failure_skips_to_the_next_port() -> None:
     ep = r.engine.allocate()
     assert ep.local_port == 20002 and r.engine.pool.bind_failures == 1
     assert (IP, 20000) not in r.net.socks  # the half-bound pair was closed
+
+
+def test_odd_packets_are_counted_not_fatal() -> None:
+    r = Rig()
+    ep, peer = r.leg()
+    rtcp = build_rr(0x99)
+    for pkt in (b"\x80\x00\x00", b"\x40" + bytes(20), rtcp,  # short, version 1, RTCP-mux
+                build_packet(b"\x00" * 4, 13, 1, 0, 5),  # comfort noise before latching
+                build_packet(silence(Codec.PCMU), 0, 2, 0, 5, padding=4),
+                build_packet(silence(Codec.PCMU), 0, 3, 160, 5, csrcs=(1, 2),
+                             extension=(0xBEDE, b"\x10\x01\x00\x00")),
+                build_packet(b"\x00" * 4, 13, 4, 320, 5),  # comfort noise, latched
+                b"\xa0\x00" + bytes(10) + b"\x09"):  # padding count beyond the packet
+        r.to(ep, peer, pkt)
+    st = ep.stats
+    assert (st["bad"], st["foreign"], st["other"], st["rtcp_in"]) == (3, 1, 1, 1)
+    assert st["packets_in"] == 3 and st["lost"] == 0 and ep.rtcp.remote_report is None
+    for pt in (72, 76, 128, -1):
+        with pytest.raises(ValueError):
+            ep.configure(PEER, Codec.PCMU, pt, None, "sendrecv")
+    with pytest.raises(ValueError):
+        ep.configure(PEER, Codec.PCMU, 0, 73, "sendrecv")
