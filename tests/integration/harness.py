@@ -186,11 +186,11 @@ def run_sipp(scenario: str, target: str, workdir: Path, *args: str, port: int | 
     msg, err, stat = workdir / f"{name}.msg", workdir / f"{name}.err", workdir / f"{name}.csv"
     for f in (msg, err, stat):
         f.unlink(missing_ok=True)
-    cmd = [sipp, target, "-sf", scenario, "-i", "127.0.0.1", "-p", str(port or free_port()),
+    cmd = [sipp, *([target] if target else []), "-sf", scenario, "-i", "127.0.0.1", "-p", str(port or free_port()),
            "-nostdin", "-timeout_error", "-trace_err", "-error_file", str(err),
            "-trace_stat", "-stf", str(stat), *args]
     if trace:
-        cmd[6:6] = ["-trace_msg", "-message_file", str(msg)]
+        cmd += ["-trace_msg", "-message_file", str(msg)]
     proc = subprocess.run(cmd, cwd=scenario_dir or PEERS / "sipp", capture_output=True,
                           timeout=timeout)
     stats: dict[str, str] = {}
