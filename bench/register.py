@@ -14,7 +14,6 @@ account is registered and the transactions have drained.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -24,26 +23,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.common import cpu_seconds, loop_name, pinned, rss_kib, sipp_stats
 from tests.integration.harness import Daemon, demo_config_text, free_port
 
 HERE = Path(__file__).resolve().parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_kib(pid: int) -> int:
-    m = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-    return int(m.group(1)) if m else 0
-
-
-def pinned(cpu: int) -> list[str]:
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        return ["taskset", "-c", str(cpu)]
-    return []
 
 
 @dataclass
@@ -101,8 +84,7 @@ def run_step(sipp: str, daemon: Daemon, pid: int, users_csv: Path, rate: int, se
     subprocess.run(cmd, cwd=work, capture_output=True, timeout=seconds * 4 + 60)
     elapsed = time.monotonic() - t0
     cpu = cpu_seconds(pid) - cpu0
-    rows = [r.split(";") for r in stat.read_text().splitlines() if r.strip()]
-    s = dict(zip(rows[0], rows[-1], strict=False))
+    s = sipp_stats(stat)
     ok, failed = int(s["SuccessfulCall(C)"]), int(s["FailedCall(C)"])
     return Step(rate, ok + failed, ok, failed, int(s["Retransmissions(C)"]), elapsed, cpu)
 
@@ -142,12 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         pid = daemon.proc.pid
         if pinned(0):
             subprocess.run(["taskset", "-pc", "0", str(pid)], capture_output=True)
-        try:
-            import uvloop  # noqa: F401
-
-            loop = "uvloop"
-        except ImportError:
-            loop = "asyncio default loop"
+        loop = loop_name()
         users_csv = write_users(work / "users.csv", args.users)
         time.sleep(1.0)
         base_rss = rss_kib(pid)
