@@ -72,6 +72,11 @@ class RtcpSession:
         if not self._latched:
             self._dest = (rtp[0], rtp[1] + 1) if rtp is not None else None
 
+    def set_destination(self, addr: Address) -> None:
+        """The peer's a=rtcp address: report there until RTCP arrives from elsewhere."""
+        if not self._latched:
+            self._dest = addr
+
     def read(self) -> None:
         """The reader callback: drain the socket."""
         sock = self._sock

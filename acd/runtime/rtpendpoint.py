@@ -57,7 +57,7 @@ class MediaEndpoint:
                  "_rx", "_rx_ssrc", "_sock", "_src", "_taps", "_te_rx", "_to_peer",
                  "bad_packets", "closed", "codec", "configured", "digits_in", "direction",
                  "foreign_packets", "inactivity_timeout", "last_rx", "local_port", "on_inactive",
-                 "other_packets", "packets_in", "pt", "rtcp", "te_pt")
+                 "other_packets", "packets_in", "pt", "recv_pt", "recv_te_pt", "rtcp", "te_pt")
 
     def __init__(self, engine: MediaEngine, port: int, rtp: DatagramSocket,
                  rtcp: DatagramSocket) -> None:
@@ -67,8 +67,9 @@ class MediaEndpoint:
         self._sock, self._rtcp_sock = rtp, rtcp
         self._batch = engine.recv_batch
         self.codec = Codec.PCMU
-        self.pt = 0
+        self.pt = self.recv_pt = 0
         self.te_pt: int | None = None
+        self.recv_te_pt: int | None = None
         self.direction = "inactive"
         self._recv_ok = False
         self.configured = False
@@ -96,12 +97,20 @@ class MediaEndpoint:
 
     # -- configuration ------------------------------------------------------------------------
     def configure(self, remote: Address | None, codec: Codec, pt: int, te_pt: int | None,
-                  direction: str) -> None:
+                  direction: str, *, recv_pt: int | None = None,
+                  recv_te_pt: int | None = None, rtcp: Address | None = None) -> None:
         """Apply a negotiation (again on every re-INVITE). `remote` None: unknown or held
-        (c=0.0.0.0); we then send only once media has arrived to latch to."""
+        (c=0.0.0.0); we then send only once media has arrived to latch to. `pt`/`te_pt` are
+        the numbers we send with (the peer's); the packets we receive carry `recv_pt` /
+        `recv_te_pt` (ours, when we made the offer), by default the same. `rtcp`: the
+        peer's a=rtcp address, else its RTP port + 1."""
         self._check_open()
         send, recv = direction_flags(direction)
-        for t in (pt, te_pt):
+        if recv_pt is None:
+            recv_pt = pt
+        if recv_te_pt is None:
+            recv_te_pt = te_pt
+        for t in (pt, te_pt, recv_pt, recv_te_pt):
             # 72-76 are RTCP packet types in disguise (RFC 3551 section 6, RFC 5761)
             if t is not None and not (0 <= t <= 127 and not 72 <= t <= 76):
                 raise ValueError(f"payload type {t} out of range")
@@ -110,12 +119,15 @@ class MediaEndpoint:
         if self.configured and (codec is not self.codec or pt != self.pt):
             out.sender.source_changed()
         self.codec, self.pt, self.te_pt, self.direction = codec, pt, te_pt, direction
+        self.recv_pt, self.recv_te_pt = recv_pt, recv_te_pt
         out.codec, out.pt, out.send_ok, out.sender.event_pt = codec, pt, send, te_pt
         self._recv_ok = recv
         old_sdp = self._latch.sdp
         self._latch.reset((remote[0], int(remote[1])) if remote is not None else None)
         self._src = self._latch.source
-        if self._latch.sdp != old_sdp:
+        if rtcp is not None:
+            self.rtcp.set_destination((rtcp[0], int(rtcp[1])))
+        elif self._latch.sdp != old_sdp:
             self.rtcp.rtp_destination(self._latch.dest)
         if not self.configured:
             self._armed_at = self._now()
@@ -148,7 +160,7 @@ class MediaEndpoint:
         self._update_inband()
 
     def _update_inband(self) -> None:
-        want = self._on_dtmf is not None and self.te_pt is None
+        want = self._on_dtmf is not None and self.recv_te_pt is None
         if want and self._inband is None:
             self._inband = GoertzelDetector()
         elif not want:
@@ -257,7 +269,7 @@ class MediaEndpoint:
     def _on_rtp(self, data: bytes, addr: Address) -> None:
         # The per-packet path, ordered for the common case: a plain audio packet (version 2,
         # no padding, extension or CSRCs) from the latched source. RTCP packet types (200-204)
-        # read as payload types 72-76, which configure() refuses for audio.
+        # read as payload types 72-76, which configure() refuses.
         try:
             b0, b1, seq, ts, ssrc = _HDR.unpack_from(data)
         except struct.error:
@@ -286,7 +298,7 @@ class MediaEndpoint:
             return
         self.last_rx = now
         self.packets_in += 1
-        if pt == self.pt:
+        if pt == self.recv_pt:
             rx = self._rx
             if ssrc != self._rx_ssrc:
                 rx = self._new_source(ssrc)
@@ -302,7 +314,7 @@ class MediaEndpoint:
                     if self._to_peer is not None:
                         payload = self._to_peer(payload)
                     out.relay(payload, out.pt, b1 > 0x7F, seq, ts, ssrc, now, len(payload))
-        elif pt == self.te_pt:
+        elif pt == self.recv_te_pt:
             self._event_in(payload, b1 > 0x7F, seq, ts, ssrc, now)
         else:
             self.other_packets += 1  # comfort noise, unnegotiated codecs: not used
@@ -312,11 +324,13 @@ class MediaEndpoint:
         if 192 <= b1 <= 223:  # RTCP-mux from a new source
             self.rtcp.on_packet(data, addr, self._out.sender.ssrc)
             return False
-        if not self._latch.offer(addr, pt == self.pt or pt == self.te_pt, self.last_rx, now):
+        expected = pt == self.recv_pt or pt == self.recv_te_pt
+        if not self._latch.offer(addr, expected, self.last_rx, now):
             self.foreign_packets += 1
             return False
         self._src = addr
-        self.rtcp.rtp_destination(addr)
+        if addr != self._latch.sdp:  # behind NAT: its RTCP comes from there too, presumably
+            self.rtcp.rtp_destination(addr)
         return True
 
     def _new_source(self, ssrc: int) -> RtpReceiverStats:

@@ -5,12 +5,12 @@ object whose descriptor is the only one the event loop watches.
 Why the second: at a thousand bridged calls the engine's cost per packet was mostly the
 wake-up, not the packet. Each of 2,000 sockets receives 50 packets/s at its own phase, so
 the loop woke for one or two packets at a time and paid epoll_wait, the callback dispatch
-and a context switch each time: 7.4-8.6 us of CPU per relayed packet on a bare relay, where
+and a context switch each time: 7.5-9 us of CPU per relayed packet on a bare relay, where
 the two system calls are about 2.2. `EpollReaders` coalesces under load: once packets
 arrive faster than `busy_rate` per second, a wake-up waits `coalesce` seconds (1 ms) and
 then serves every ready socket in one pass (unless the last pass found `ENOUGH` sockets
 ready: the engine is then busy enough to batch by itself, and waiting would only add
-latency), which measured 4.5-4.8 us per packet for +1-1.5 ms of median latency
+latency), which measured 4.4-5.1 us per packet for about +0.5 ms of median latency
 (bench/rtp.py --mode readers). Below that rate it serves each wake-up at once, adding no
 latency. Pollers are level-triggered: whatever a callback leaves unread is reported again.
 """

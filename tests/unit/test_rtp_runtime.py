@@ -617,3 +617,21 @@ def test_odd_packets_are_counted_not_fatal() -> None:
             ep.configure(PEER, Codec.PCMU, pt, None, "sendrecv")
     with pytest.raises(ValueError):
         ep.configure(PEER, Codec.PCMU, 0, 73, "sendrecv")
+
+
+def test_payload_types_per_direction_and_explicit_rtcp_address() -> None:
+    r = Rig(rtcp_interval=1.0)
+    ep = r.engine.allocate()
+    peer = r.net.bind(PEER)
+    rtcp_peer = r.net.bind(("192.0.2.77", 9999))
+    # we offered 96 for events and PCMU; the peer answered with its own number, 101
+    ep.configure(PEER, Codec.PCMU, 0, 101, "sendrecv", recv_te_pt=96, rtcp=rtcp_peer.addr)
+    digits: list[str] = []
+    ep.on_dtmf = lambda d, m: digits.append(d)
+    press(r, ep, peer, "4", 1, 0, pt=96)
+    press(r, ep, peer, "6", 20, 1600, pt=101)  # not what we offered: ignored
+    assert digits == ["4"] and ep.stats["other"] == 7
+    ep.send_dtmf("8")
+    r.loop.advance(3.0)
+    assert {parse_packet(p).payload_type for p, _ in peer.take()} == {101}
+    assert len(rtcp_peer.take()) >= 1  # reports go to the a=rtcp address
