@@ -8,9 +8,9 @@ the loop woke for one or two packets at a time and paid epoll_wait, the callback
 and a context switch each time: 7.5-9 us of CPU per relayed packet on a bare relay, where
 the two system calls are about 2.2. `EpollReaders` coalesces under load: once packets
 arrive faster than `busy_rate` per second, a wake-up waits `coalesce` seconds (1 ms) and
-then serves every ready socket in one pass (unless the last pass found `ENOUGH` sockets
-ready: the engine is then busy enough to batch by itself, and waiting would only add
-latency), which measured 4.4-5.1 us per packet for about +0.5 ms of median latency
+then serves every ready socket in one pass (less the time the last pass took: an engine
+whose passes take that long batches by itself, and waiting would only idle it), which
+measured 4.4-5.1 us per packet for about +0.5 ms of median latency
 (bench/rtp.py --mode readers). Below that rate it serves each wake-up at once, adding no
 latency. Pollers are level-triggered: whatever a callback leaves unread is reported again.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import select
+import time
 from collections.abc import Callable
 
 import structlog
@@ -29,7 +30,6 @@ log = structlog.get_logger("acd.media")
 
 MAX_EVENTS = 4096
 ROUNDS = 8  # polls per pass at most
-ENOUGH = 64  # a pass that found this many ready sockets batched well enough by itself
 
 
 class LoopReaders:
@@ -62,7 +62,7 @@ class EpollReaders:
         self._pending: asyncio.TimerHandle | None = None
         self._window_start = loop.time()
         self._window_events = 0
-        self._last_batch = 0
+        self._last_pass = 0.0  # seconds the last pass took
         self.busy = False  # coalescing wake-ups
         self.passes = self.events = 0
 
@@ -81,11 +81,14 @@ class EpollReaders:
         self._loop.add_reader(self._epoll.fileno(), self._ready)
 
     def _ready(self) -> None:
-        if self.busy and self.coalesce > 0 and self._last_batch < ENOUGH:
-            # let the next millisecond's packets gather, then serve them all in one pass
+        # A pass then starts at most every `coalesce` seconds: the next packets gather
+        # meanwhile and are served together. When passes themselves take that long, the
+        # engine batches by itself and waiting would only idle it.
+        wait = self.coalesce - self._last_pass
+        if self.busy and wait > 0.0002:
             self._loop.remove_reader(self._epoll.fileno())
             self._watching = False
-            self._pending = self._loop.call_later(self.coalesce, self._deferred)
+            self._pending = self._loop.call_later(wait, self._deferred)
             return
         self._serve()
 
@@ -101,6 +104,7 @@ class EpollReaders:
         # again until nothing is, within a bound (under overload the loop must breathe).
         callbacks = self._callbacks
         found = 0
+        started = time.monotonic()
         for _ in range(ROUNDS):
             events = self._epoll.poll(0, MAX_EVENTS)
             if not events:
@@ -114,7 +118,7 @@ class EpollReaders:
                     except Exception:
                         log.exception("media socket callback failed")
         self.passes += 1
-        self._last_batch = found
+        self._last_pass = time.monotonic() - started
         self.events += found
         self._window_events += found
         now = self._loop.time()

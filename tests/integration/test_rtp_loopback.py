@@ -280,15 +280,25 @@ def test_epoll_readers_coalesce_under_load_and_lose_nothing(run: Run) -> None:
         for i, p in enumerate(socks):
             readers.add(p.sock.fileno(), functools.partial(reader, i))
         tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        bursts = 300
-        for _ in range(bursts):  # 20 packets a millisecond: 20,000/s, far above busy_rate
+
+        def burst() -> None:
             for p in socks:
                 tx.sendto(b"x" * 172, p.addr)
+
+        for _ in range(150):  # 20 packets a millisecond: 20,000/s, far above busy_rate
+            burst()
             await asyncio.sleep(0.001)
-        await until(lambda: sum(got) == 20 * bursts)
-        assert readers.busy and readers.events == 20 * bursts
-        # one pass per burst for the first 100 ms, then one per 5 ms (several bursts)
-        assert readers.passes < 0.75 * bursts
+        await until(lambda: sum(got) == 3000)
+        assert readers.busy and readers.events == 3000
+        await asyncio.sleep(0.02)
+        # busy: a wake-up now waits 5 ms for more, then serves every socket in one pass
+        passes, t0 = readers.passes, time.monotonic()
+        burst()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert sum(got) == 3000
+        await until(lambda: sum(got) == 3020)
+        assert time.monotonic() - t0 >= 0.004 and readers.passes == passes + 1
         readers.remove(socks[0].sock.fileno())
         readers.close()
         tx.close()
