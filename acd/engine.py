@@ -392,9 +392,16 @@ class Engine:
         """Once a second: expire bindings, qualify contacts, refresh gauges."""
         self.registrations.expire()
         self.registrations.qualify_tick(self.config.registrar.qualify_interval)
+        self.tick_gauges()
+
+    def tick_gauges(self) -> None:
         self.registrations.refresh_gauges()
         self.metrics.transactions.labels(side="server").set(len(self.layer.servers))
         self.metrics.transactions.labels(side="client").set(len(self.layer.clients))
+        self.metrics.dialogs.set(len(self.sessions))
+        media = self.calls.media
+        if media is not None and hasattr(media, "endpoints"):
+            self.metrics.media_endpoints.set(len(media.endpoints))
         self.metrics.banned_sources.set(len(self.auth.limiter.banned(self.clock.wall())))
 
     def _on_ban(self, ip: str, until: float) -> None:

@@ -49,6 +49,9 @@ class Metrics:
         self.tcp_connections = Gauge(
             "acd_sip_tcp_connections", "Open SIP TCP connections", registry=r)
         self.active_calls = Gauge("acd_calls_active", "Calls in progress", registry=r)
+        self.dialogs = Gauge("acd_sip_dialogs", "INVITE dialogs (call legs) alive", registry=r)
+        self.media_endpoints = Gauge(
+            "acd_media_endpoints", "RTP endpoints (port pairs) in use", registry=r)
         self.calls_total = Counter(
             "acd_calls", "Calls ended, by direction and outcome", ["direction", "outcome"],
             registry=r)

@@ -173,6 +173,7 @@ class Daemon:
 
     def refresh_gauges(self) -> None:
         self.engine.metrics.store_pending.set(self.writer.pending)
+        self.engine.tick_gauges()
 
     def reload(self) -> list[Problem]:
         """Load the config file again; on any problem the running config stays in force."""

@@ -160,6 +160,26 @@ class Daemon:
             raise urllib.error.URLError(f"{path}: {status} {body}")
         return body
 
+    def metric(self, name: str) -> float:
+        """The value of an unlabelled metric (the sum over its labels otherwise)."""
+        _, text = self.request("GET", "/metrics", token=None)
+        total, found = 0.0, False
+        for line in str(text).splitlines():
+            if line.startswith(name) and (line[len(name)] in " {"):
+                total += float(line.rsplit(" ", 1)[1])
+                found = True
+        if not found:
+            raise KeyError(name)
+        return total
+
+    def wait_metric(self, name: str, value: float, limit: float = 10.0) -> float:
+        deadline = time.monotonic() + limit
+        got = self.metric(name)
+        while got != value and time.monotonic() < deadline:
+            time.sleep(0.2)
+            got = self.metric(name)
+        return got
+
     @property
     def sip(self) -> str:
         return f"127.0.0.1:{self.sip_port}"

@@ -88,6 +88,10 @@ def test_ivr_digit_9_reaches_agent_1003_with_media_both_ways(
     events = daemon.log_events()
     ended = [e for e in events if e.get("event") == "call ended"]
     assert ended and ended[-1]["hangup_by"] in ("caller", "callee")
+    # nothing of the call outlives it: no call, dialog or RTP port left
+    assert daemon.wait_metric("acd_calls_active", 0) == 0
+    assert daemon.wait_metric("acd_sip_dialogs", 0) == 0
+    assert daemon.wait_metric("acd_media_endpoints", 0) == 0
 
 
 def test_unknown_number_from_trunk_is_404(daemon: Daemon, tmp_path: Path,
