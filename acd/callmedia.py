@@ -27,7 +27,9 @@ class MediaEndpointLike(Protocol):
     on_dtmf: Any
 
     def configure(self, remote: tuple[str, int] | None, codec: Codec, pt: int,
-                  te_pt: int | None, direction: str) -> None: ...
+                  te_pt: int | None, direction: str, *, recv_pt: int | None = None,
+                  recv_te_pt: int | None = None,
+                  rtcp: tuple[str, int] | None = None) -> None: ...
 
     def play(self, prompts: Any, loop: bool = False, on_done: Any = None) -> None: ...
 
@@ -116,8 +118,10 @@ class LegMedia:
         self.negotiated = n
         codec = Codec.PCMA if n.codec.upper() == "PCMA" else Codec.PCMU
         remote = (n.remote_address, n.remote_port) if n.remote_port else None
+        rtcp = (n.remote_rtcp_address, n.remote_rtcp_port) if n.remote_rtcp_port else None
         self.endpoint.configure(remote, codec, n.payload_type, n.telephone_event_pt,
-                                n.direction)
+                                n.direction, recv_pt=n.recv_payload_type,
+                                recv_te_pt=n.recv_telephone_event_pt, rtcp=rtcp)
 
     def close(self) -> None:
         if not self.closed:

@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from acd.adapters.store import UpsertTrunkState
+from acd.config import load_config_text
 from sip.auth import AuthStatus, DigestAuthenticator, Secret
 from sip.authparams import parse_auth_value
 from sip.builder import make_response
 from sip.message import Request
 from sip.transaction import Address
 
-from .enginefakes import TRUNK_SOURCE, Rig, config_text
+from .enginefakes import DEMO_CONFIG, TRUNK_SOURCE, Rig, config_text, demo_text
 
 PROXY: Address = ("udp", "198.51.100.1", 5060)
 CONTACT = "<sip:acct@127.0.0.1:5060;transport=udp>"
@@ -373,7 +374,9 @@ def test_any_other_final_answer_to_ping_is_up() -> None:
 
 
 def test_demo_trunk_is_pinged_at_its_source_address() -> None:
-    rig = Rig()
+    # the demo turns pings off (its provider is a SIPp peer); switched on, they go here
+    rig = Rig(load_config_text(demo_text().replace("options_ping: 0", "options_ping: 30"),
+                               base_dir=DEMO_CONFIG.parent))
     pings = [s.request for s in rig.advance(0.5)
              if s.addr == TRUNK_SOURCE and isinstance(s.msg, Request)]
     assert [p.method for p in pings] == ["OPTIONS"]
