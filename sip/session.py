@@ -24,7 +24,7 @@ from sip.dialog import Address, Dialog, DialogId
 from sip.headers import split_list
 from sip.message import Request, Response
 from sip.timers import TimerHandle, Timers
-from sip.transaction import ClientTransaction, ServerTransaction, TransactionLayer
+from sip.transaction import ClientTransaction, ServerTransaction, State, TransactionLayer
 
 __all__ = ["SessionHost", "SessionListener", "SessionState", "UacSession", "UasSession"]
 
@@ -252,31 +252,37 @@ class InviteSession:
     def _start_2xx_retransmission(self, txn: ServerTransaction, resp: Response, *,
                                   reinvite: bool) -> None:
         cfg = self.host.layer.config
-        deadline = self.host.now() + cfg.b
         interval = cfg.t1
 
         def retransmit() -> None:
             nonlocal interval
-            if self.host.now() >= deadline:
-                self._cancel_timer("2xx")
-                if reinvite:
-                    self._reinvite_in = None
-                self._send_in_dialog("BYE")
-                self._terminate("no-ack", 408)
-                return
             txn.respond(resp)
             interval = min(2 * interval, cfg.t2)
             self._after("2xx", interval, retransmit)
 
+        def give_up() -> None:
+            # its own timer: checked only at retransmissions, 64*T1 would pass unnoticed
+            # until the next one (T2 later)
+            self._cancel_timer("2xx")
+            if reinvite:
+                self._reinvite_in = None
+            self._send_in_dialog("BYE")
+            self._terminate("no-ack", 408)
+
         self._after("2xx", interval, retransmit)
+        self._after("2xx-deadline", cfg.b, give_up)
 
     def on_ack(self, req: Request) -> None:
         if self._reinvite_in is not None:
+            if req.cseq.seq != self._reinvite_in.request.cseq.seq:
+                return  # a late ACK of an earlier 2xx: not the one we are waiting for
             self._reinvite_in = None
             self._cancel_timer("2xx")
+            self._cancel_timer("2xx-deadline")
             return
         if self.state is SessionState.ANSWERED:
             self._cancel_timer("2xx")
+            self._cancel_timer("2xx-deadline")
             self.state = SessionState.CONFIRMED
             if req.body:  # late offer: our 2xx carried the offer, the ACK the answer
                 self.remote_sdp = req.body
@@ -410,6 +416,14 @@ class UasSession(InviteSession):
         else:
             super().hangup()
 
+    def on_request(self, txn: ServerTransaction, req: Request) -> None:
+        early_bye = req.method == "BYE" and self.state is SessionState.EARLY
+        super().on_request(txn, req)
+        if early_bye and self.state is SessionState.TERMINATED:
+            # §15.1.2: a BYE on the early dialog leaves the INVITE to be answered, or its
+            # server transaction would wait for a final response forever
+            self.txn.respond(self.txn.make_response(487))
+
     def on_cancel(self) -> None:
         """The caller CANCELled: 487 for the INVITE if it is still unanswered."""
         if self.state in (SessionState.INITIAL, SessionState.EARLY):
@@ -432,6 +446,7 @@ class UacSession(InviteSession):
         self._cancel_wanted = False
         self._cancel_sent = False
         self._got_provisional = False
+        self._released: set[str] = set()  # To tags of forks we ACKed and hung up
         self.final_status: int | None = None
 
     def start(self) -> None:
@@ -454,12 +469,32 @@ class UacSession(InviteSession):
         self._cancel_sent = True
         cancel = make_cancel(self.invite)
         self.host.layer.send_request(cancel, self.target, _Ignore())
+        # not one of the session's timers: it must outlive the session (a BYE on the early
+        # dialog ends the session with our INVITE still pending)
+        self.host.timers.call_at(self.host.now() + self.host.layer.config.b,
+                                 self._cancel_expired)
+
+    def _cancel_expired(self) -> None:
+        # §9.1: no final response 64*T1 after the CANCEL: the INVITE counts as cancelled.
+        # Its transaction (Proceeding has no timer of its own) would otherwise stay forever.
+        if self.txn is not None and self.txn.state in (State.CALLING, State.PROCEEDING):
+            self.txn._terminate()
+        self._terminate("cancelled", 408)
 
     def hangup(self) -> None:
         if self.state in (SessionState.INITIAL, SessionState.EARLY):
             self.cancel()
         else:
             super().hangup()
+
+    def on_request(self, txn: ServerTransaction, req: Request) -> None:
+        early_bye = req.method == "BYE" and self.state is SessionState.EARLY
+        super().on_request(txn, req)
+        if early_bye and self.state is SessionState.TERMINATED:
+            # our INVITE is still pending: CANCEL it, or its transaction never ends
+            self._cancel_wanted = True
+            if self._got_provisional:
+                self._send_cancel()
 
     # ClientOwner ---------------------------------------------------------------------------
     def on_response(self, txn: ClientTransaction, resp: Response) -> None:
@@ -485,14 +520,29 @@ class UacSession(InviteSession):
     def _on_2xx(self, txn: ClientTransaction, resp: Response) -> None:
         tag = resp.to.tag or ""
         d = self.dialog
-        if d is not None and d.remote_tag != tag and d.confirmed:
-            # a second fork answered: ACK it and hang it up (§13.2.2.4)
+        if tag in self._released:
+            # a retransmission from a fork we already hung up: the ACK is all it needs
             other = Dialog.from_uac(self.invite, resp, self.target)
-            self._ack_and_bye(other)
+            assert other.peer is not None
+            ack = other.ack(self.invite.cseq.seq, self.host.via(other.peer))
+            self.host.layer.send_stateless(ack.serialize(), other.peer)
+            return
+        if (d is not None and d.remote_tag != tag and d.confirmed) or (
+                self.state is SessionState.TERMINATED and (d is None or d.remote_tag != tag)):
+            # a second fork answered, or one answered after the session ended (a BYE on an
+            # early dialog): ACK it and hang it up (§13.2.2.4), without registering it
+            self._released.add(tag)
+            self._ack_and_bye(Dialog.from_uac(self.invite, resp, self.target))
             return
         if d is None or d.remote_tag != tag:
+            if d is not None:
+                # another fork's early dialog: unregister it, only the answered one is kept
+                self.host.session_ended(self)
             d = self.dialog = Dialog.from_uac(self.invite, resp, self.target)
             self.host.dialog_created(self)
+        elif not d.confirmed:
+            # §13.2.2.4: confirming an early dialog recomputes its route set from the 2xx
+            d.route_set = list(reversed(resp.headers.get_list("record-route")))
         d.refresh_target(resp)
         assert d.peer is not None
         ack = d.ack(self.invite.cseq.seq, self.host.via(d.peer))
