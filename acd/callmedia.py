@@ -48,19 +48,66 @@ class MediaEngineLike(Protocol):
     def allocate(self) -> Any: ...
 
 
+class DualStackMedia:
+    """An IPv4 media engine and, where SIP also listens on IPv6, an IPv6 one: each leg's
+    endpoint is taken from the family its peer's media uses."""
+
+    def __init__(self, v4: Any, v6: Any | None = None) -> None:
+        self.v4, self.v6 = v4, v6
+
+    def allocate(self, ipv6: bool = False) -> Any:
+        if ipv6:
+            if self.v6 is None:
+                raise OSError("no IPv6 media address")
+            return self.v6.allocate()
+        return self.v4.allocate()
+
+    @property
+    def endpoints(self) -> dict[int, Any]:
+        out = dict(self.v4.endpoints)
+        if self.v6 is not None:
+            out.update({-k: v for k, v in self.v6.endpoints.items()})
+        return out
+
+    def close(self) -> None:
+        self.v4.close()
+        if self.v6 is not None:
+            self.v6.close()
+
+
+def offer_is_ipv6(body: bytes) -> bool:
+    """Whether an SDP offer's first audio stream is on IPv6 (which endpoint to answer from)."""
+    try:
+        sdp = parse_sdp(body)
+    except SdpError:
+        return False
+    for m in sdp.media:
+        if m.media.lower() == "audio" and m.port:
+            conn = sdp.connection_of(m)
+            return conn is not None and conn.addrtype.upper() == "IP6"
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class MediaConfig:
     advertise: str
     codecs: tuple[str, ...] = ("PCMU", "PCMA")
     telephone_event: int = 101
+    advertise6: str | None = None
 
 
 class LegMedia:
     """One leg's endpoint and its negotiation state."""
 
-    def __init__(self, engine: MediaEngineLike, cfg: MediaConfig, session_id: int) -> None:
+    def __init__(self, engine: MediaEngineLike, cfg: MediaConfig, session_id: int,
+                 ipv6: bool = False) -> None:
         self.cfg = cfg
-        self.endpoint: MediaEndpointLike = engine.allocate()
+        self.address = cfg.advertise
+        if ipv6 and isinstance(engine, DualStackMedia) and cfg.advertise6:
+            self.endpoint: MediaEndpointLike = engine.allocate(ipv6=True)
+            self.address = cfg.advertise6
+        else:
+            self.endpoint = engine.allocate()
         self.session_id = session_id
         self.local: SessionDescription | None = None
         self.negotiated: Negotiated | None = None
@@ -79,7 +126,7 @@ class LegMedia:
         except SdpError:
             return None
         result = answer_offer(
-            offer, address=self.cfg.advertise, port=self.endpoint.local_port,
+            offer, address=self.address, port=self.endpoint.local_port,
             codecs=list(self.cfg.codecs), telephone_event=True, local_direction=direction,
             session_id=self.session_id, version=1)
         if result.sdp is None or result.negotiated is None:
@@ -92,7 +139,7 @@ class LegMedia:
 
     # we offer -----------------------------------------------------------------------------
     def offer(self, direction: str = "sendrecv") -> bytes:
-        sdp = make_offer(address=self.cfg.advertise, port=self.endpoint.local_port,
+        sdp = make_offer(address=self.address, port=self.endpoint.local_port,
                          codecs=list(self.cfg.codecs),
                          telephone_event_pt=self.cfg.telephone_event, direction=direction,
                          session_id=self.session_id, version=1)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from acd.callmedia import LegMedia, MediaConfig, MediaEngineLike, tone
+from acd.callmedia import LegMedia, MediaConfig, MediaEngineLike, offer_is_ipv6, tone
 from acd.config import Account, Trunk
 from acd.registrations import binding_target
 from media.prompt import PromptCache
@@ -331,6 +331,9 @@ class CallService:
         self.ivr = IvrRunner(self)
         self.prompts: dict[str, Any] = {}
         self._prompt_cache = PromptCache()
+        # IPv6 media goes out from the IPv6 address SIP listens on (see DualStackMedia)
+        self.advertise6: str | None = next(
+            (la.host for la in engine.config.sip.listen if ":" in la.host), None)
 
     # configuration -----------------------------------------------------------------------
     def load_prompts(self, config: Any) -> None:
@@ -356,7 +359,7 @@ class CallService:
     def media_config(self) -> MediaConfig:
         m = self.engine.config.media
         return MediaConfig(advertise=m.advertise, codecs=tuple(str(c) for c in m.codecs),
-                           telephone_event=m.telephone_event)
+                           telephone_event=m.telephone_event, advertise6=self.advertise6)
 
     def forget(self, call: Call) -> None:
         self.calls.pop(call.ref, None)
@@ -383,7 +386,8 @@ class CallService:
         if not session.check_session_timer():
             return
         try:
-            media = LegMedia(self.media, self.media_config(), session_id=_sess_id(ref))
+            media = LegMedia(self.media, self.media_config(), session_id=_sess_id(ref),
+                             ipv6=offer_is_ipv6(req.body) if req.body else ":" in txn.source[1])
         except OSError as exc:
             log.error("no RTP port available", call_id=req.call_id, error=str(exc))
             session.reject(503, "Service Unavailable (no media ports)")
@@ -517,7 +521,8 @@ class CallService:
         eng = self.engine
         assert self.media is not None
         try:
-            media = LegMedia(self.media, self.media_config(), session_id=_sess_id(uuid.uuid4().hex))
+            media = LegMedia(self.media, self.media_config(),
+                             session_id=_sess_id(uuid.uuid4().hex), ipv6=":" in target[1])
         except OSError as exc:
             log.error("no RTP port for callee leg", call_id=call.sip_call_id, error=str(exc))
             return None

@@ -24,6 +24,7 @@ from acd.clock import SystemClock
 from acd.config import Config, ConfigError, Problem, changed_sections, load_config
 from acd.engine import Engine
 from acd.logs import configure_logging
+from acd.callmedia import DualStackMedia
 from acd.runtime.media import MediaEngine
 from acd.runtime.transport import SipTransports
 from sip.timers import Timers
@@ -103,7 +104,13 @@ class Daemon:
         driver = TimerDriver(loop, timers, self.clock)
         self.transports = SipTransports(lambda d, s: self.engine.on_message(d, s),
                                         max_message_size=cfg.sip.max_message_size)
-        self.media = MediaEngine(loop, cfg.media.bind, cfg.media.rtp_ports, self.clock)
+        v6_host = next((la.host for la in cfg.sip.listen if ":" in la.host), None)
+        lo, hi = cfg.media.rtp_ports
+        # both families share the configured range: IPv4 the lower half, IPv6 the upper
+        mid = lo + ((hi - lo + 1) // 4) * 2 if v6_host else hi
+        self.media = DualStackMedia(
+            MediaEngine(loop, cfg.media.bind, (lo, mid - 1 if v6_host else hi), self.clock),
+            MediaEngine(loop, v6_host, (mid, hi), self.clock) if v6_host else None)
         self.engine = Engine(cfg, clock=self.clock, network=self.transports, timers=timers,
                              store_submit=writer.submit, secret=_nonce_secret(NONCE_KEY_FILE),
                              media=self.media)
