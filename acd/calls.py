@@ -96,6 +96,7 @@ class Call:
     variables: dict[str, str] = field(default_factory=dict)
     after_prompt: Callable[[], None] | None = None
     voicemail: Any = None
+    ringback: bool = False
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -200,9 +201,9 @@ class Call:
             self.voicemail.on_digit(digit)
         elif self.walker is not None:
             self.service.ivr.on_digit(self, digit)
-        elif self.connected is not None and self.connected.media is not None:
+        elif self.connected is not None and source == "info":
             # bridged: RFC 4733 is relayed by the media bridge; INFO digits are passed on
-            pass
+            self.connected.session.send_info_dtmf(digit)
 
     # -- ending ----------------------------------------------------------------------------
     def end(self, reason: str, by: str, status: int | None = None) -> None:
@@ -218,6 +219,7 @@ class Call:
         self.timers.clear()
         if self.voicemail is not None:
             self.voicemail.stop()
+        self.service.ivr.stop(self)  # its per-call prompt bookkeeping goes with the call
         for leg in [self.caller, *self.callees]:
             if leg.session.active:
                 leg.session.hangup()
@@ -248,11 +250,24 @@ class Call:
         if isinstance(caller, UasSession) and caller.state in (SessionState.INITIAL,
                                                                SessionState.EARLY):
             caller.ring()
+        elif self.connected is None and not self.ringback and self.walker is None \
+                and self.voicemail is None:
+            # the caller was answered already (IVR -> extension): no 180 reaches them, so
+            # they hear the ringback tone until the callee answers (on_answered stops it)
+            self.ringback = True
+            self.play(["ringback"], loop=True)
 
     def on_answered(self, session: InviteSession, sdp: bytes) -> None:
         if self.is_over:
             return
         if session is self.caller.session:
+            media = self.caller_media
+            # a late offer: our 200 carried the offer, this ACK the answer
+            if media.negotiated is None and not media.closed \
+                    and not (sdp and media.accept_answer(sdp)):
+                self._log("no usable SDP answer in the caller's ACK")
+                self.end("no media", "engine", 488)
+                return
             self._log("caller confirmed the answer")
             return
         leg = self._leg_of(session)
@@ -361,6 +376,10 @@ class CallService:
         return MediaConfig(advertise=m.advertise, codecs=tuple(str(c) for c in m.codecs),
                            telephone_event=m.telephone_event, advertise6=self.advertise6)
 
+    def wall_time(self) -> datetime:
+        """The engine clock's wall time: schedules follow the clock the engine runs on."""
+        return datetime.fromtimestamp(self.engine.clock.wall(), UTC)
+
     def forget(self, call: Call) -> None:
         self.calls.pop(call.ref, None)
         self.engine.metrics.active_calls.set(len(self.calls))
@@ -409,6 +428,12 @@ class CallService:
                                    "to": to_number, "hotline": hotline,
                                    "trunk": call.trunk, "account": call.account,
                                    "sip_call_id": req.call_id})
+        if dest.kind in ("extension", "outbound") and req.body \
+                and media.answer(req.body) is None:
+            # an offer we could never answer fails now, not after a phone rang and answered
+            call._log("no acceptable media in the offer")
+            call.reject(488)
+            return
         self.run(call, dest)
 
     def route(self, req: Request, trunk: Trunk | None, account: Account | None
@@ -421,14 +446,14 @@ class CallService:
         caller_raw = _from_user(req)
         if trunk is not None:
             caller = routing.normalize(caller_raw, cfg.numbering) or caller_raw
-            route = routing.route_inbound(cfg, dialled, caller, datetime.now(UTC))
+            route = routing.route_inbound(cfg, dialled, caller, self.wall_time())
             return _from_inbound(route), caller, dialled, dialled
         assert account is not None
         caller = account.user
         if dialled in self.engine.auth.accounts:
             return Destination("extension", dialled), caller, dialled, None
         if dialled in cfg.hotlines:
-            route = routing.route_inbound(cfg, dialled, caller, datetime.now(UTC))
+            route = routing.route_inbound(cfg, dialled, caller, self.wall_time())
             return _from_inbound(route), caller, dialled, dialled
         out = routing.route_outbound(cfg, account.user, dialled)
         if isinstance(out, routing.OutboundRoute):

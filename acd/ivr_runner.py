@@ -44,7 +44,8 @@ class IvrRunner:
             return
         walker = IvrWalker(tree, schedules=cfg.schedules)
         call.walker = walker
-        self._apply(call, walker.start(self._now(), at=datetime.now(UTC)))
+        at = datetime.fromtimestamp(self.service.engine.clock.wall(), UTC)
+        self._apply(call, walker.start(self._now(), at=at))
 
     def on_digit(self, call: Call, digit: str) -> None:
         if call.walker is None or digit not in "0123456789*#":

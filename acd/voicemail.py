@@ -50,7 +50,7 @@ class Voicemail:
             return
         cfg = self._cfg
         now = call.engine.clock.now()
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.fromtimestamp(call.engine.clock.wall(), UTC).strftime("%Y%m%dT%H%M%SZ")
         self.path = Path(cfg.dir) / self.mailbox / f"{stamp}-{call.ref[:12]}.wav"
         endpoint = call.caller.media.endpoint
         try:
