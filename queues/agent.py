@@ -21,9 +21,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from queues.deadlines import Deadline
 from queues.outputs import QueueEvent, StatusChange
 from queues.settings import AgentSettings
-from sip.timers import TimerHandle
 
 if TYPE_CHECKING:
     from queues.callers import OfferState
@@ -59,7 +59,7 @@ class Wrapup:
     started: float
     deadline: float
     talk: float  # of the call that ended, so the handle time can be sampled at the end
-    timer: TimerHandle | None = None
+    timer: Deadline | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,8 @@ class AgentSnapshot:
 class Agent:
     __slots__ = (
         "availability", "call", "calls", "external", "free_in", "history", "id", "idle_since",
-        "offer", "registered", "settings", "talk_time", "unanswered", "work", "wrapup",
+        "offer", "registered", "ring_devices", "settings", "talk_time", "unanswered", "work",
+        "wrapup",
         "wrapup_total", "wrapups",
     )
 
@@ -92,6 +93,7 @@ class Agent:
         self.id = settings.agent
         self.settings = settings
         self.registered: set[str] = set()
+        self.ring_devices: tuple[str, ...] = ()  # registered, in configured order
         self.availability = LOGGED_OUT
         self.work = IDLE
         self.external: set[str] = set()
@@ -128,8 +130,9 @@ class Agent:
             return 1
         return 3 if self.availability == AVAILABLE else 2
 
-    def devices(self) -> tuple[str, ...]:
-        return tuple(d for d in self.settings.devices if d in self.registered)
+    def configure(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.ring_devices = tuple(d for d in settings.devices if d in self.registered)
 
     def _record(self, now: float, layer: str, old: str, new: str, reason: str,
                 out: list) -> None:
@@ -139,17 +142,19 @@ class Agent:
                                      "reason": reason, "time": now}))
 
     def set_work(self, work: str, now: float, reason: str, out: list) -> None:
-        old = self.occupancy
+        # occupancy inlined: this runs twice per routing decision
+        old = self.work
+        if old == IDLE and self.external:
+            old = IN_CALL
         self.work = work
-        new = self.occupancy
+        new = IN_CALL if work == IDLE and self.external else work
         if new != old:
             self._record(now, "occupancy", old, new, reason, out)
 
-    def set_external(self, refs_changed: bool, now: float, reason: str, old: str,
-                     out: list) -> None:
-        """Record the occupancy change an external call start/end caused (old: before)."""
+    def note_occupancy(self, old: str, now: float, reason: str, out: list) -> None:
+        """Record the occupancy change an external call's start or end caused."""
         new = self.occupancy
-        if refs_changed and new != old:
+        if new != old:
             self._record(now, "occupancy", old, new, reason, out)
 
     def set_availability(self, status: str, now: float, reason: str, out: list) -> bool:
@@ -175,6 +180,7 @@ class Agent:
             self.registered.add(device)
         else:
             self.registered.discard(device)
+        self.ring_devices = tuple(d for d in self.settings.devices if d in self.registered)
         if self.present != was:
             self._record(now, "presence", "present" if was else "absent",
                          "present" if self.present else "absent", device, out)
@@ -187,7 +193,7 @@ class Agent:
 
     def snapshot(self) -> AgentSnapshot:
         return AgentSnapshot(
-            agent=self.id, devices=self.settings.devices, registered=self.devices(),
+            agent=self.id, devices=self.settings.devices, registered=self.ring_devices,
             availability=self.availability, occupancy=self.occupancy,
             external_calls=len(self.external),
             offer_id=self.offer.offer_id if self.offer is not None else None,

@@ -17,7 +17,7 @@ import heapq
 import itertools
 from typing import TYPE_CHECKING
 
-from sip.timers import TimerHandle
+from queues.deadlines import Deadline, Deadlines
 
 if TYPE_CHECKING:
     from queues.agent import Agent
@@ -58,15 +58,15 @@ class Caller:
         self.gen = -1
         self.level: _Level | None = None
         self.line_index = -1
-        self.timeout_timer: TimerHandle | None = None
-        self.retry_timer: TimerHandle | None = None
-        self.sticky_timer: TimerHandle | None = None
-        self.widen_timer: TimerHandle | None = None
+        self.timeout_timer: Deadline | None = None
+        self.retry_timer: Deadline | None = None
+        self.sticky_timer: Deadline | None = None
+        self.widen_timer: Deadline | None = None
 
-    def cancel_timers(self) -> None:
+    def cancel_timers(self, deadlines: Deadlines) -> None:
         for t in (self.timeout_timer, self.retry_timer, self.sticky_timer, self.widen_timer):
             if t is not None:
-                t.cancel()
+                deadlines.cancel(t)
         self.timeout_timer = self.retry_timer = self.sticky_timer = self.widen_timer = None
 
 
@@ -81,7 +81,7 @@ class OfferState:
         self.queue = queue
         self.started = started
         self.deadline = deadline
-        self.timer: TimerHandle | None = None
+        self.timer: Deadline | None = None
 
 
 class Bucket:

@@ -110,7 +110,8 @@ class Distributor(Membership):
             q.stats.overflow_full += 1
             refused = Overflow(caller_id, s.full_destination, "full")
             self._out.append(QueueEvent("queue.full", {"queue": queue, "caller": caller_id}))
-        elif s.join_empty != "never" and q.is_empty(s.join_empty):
+        elif q.is_empty(s.join_empty) or q.is_empty(s.leave_empty):
+            # a caller joining under leave_empty would have to leave at once
             q.stats.overflow_empty += 1
             refused = Overflow(caller_id, s.empty_destination, "empty")
             self._out.append(QueueEvent("queue.exit_empty", {
@@ -245,7 +246,7 @@ class Distributor(Membership):
         if a is not None and call_ref not in a.external:
             old = a.occupancy
             a.external.add(call_ref)
-            a.set_external(True, self._now, "external_call", old, self._out)
+            a.note_occupancy(old, self._now, "external_call", self._out)
             o = a.offer
             if o is not None and not self._queues[o.queue].settings.allow_busy_agents:
                 self._cancel_offer(o, "agent_busy", requeue=True)
@@ -260,7 +261,7 @@ class Distributor(Membership):
             a.external.discard(call_ref)
             if not a.external and a.work == IDLE:
                 a.idle_since = self._now
-            a.set_external(True, self._now, "external_call_ended", old, self._out)
+            a.note_occupancy(old, self._now, "external_call_ended", self._out)
             self._sync_free(a)
         return self._drain()
 
@@ -312,7 +313,7 @@ class Distributor(Membership):
         assert w is not None
         a.wrapup = None
         if w.timer is not None:
-            w.timer.cancel()
+            self._timers.cancel(w.timer)
         spent = now - w.started
         a.wrapup_total += spent
         a.wrapups += 1

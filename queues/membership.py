@@ -33,7 +33,7 @@ class Membership(Core):
             for d in a.settings.devices:
                 self._device_agents.get(d, set()).discard(aid)
         old_level = a.level
-        a.settings = settings
+        a.configure(settings)
         for d in settings.devices:
             self._device_agents.setdefault(d, set()).add(aid)
         for d in list(a.registered):
@@ -54,7 +54,7 @@ class Membership(Core):
             if a.offer is not None:
                 self._cancel_offer(a.offer, "agent_removed", requeue=True)
             if a.wrapup is not None and a.wrapup.timer is not None:
-                a.wrapup.timer.cancel()
+                self._timers.cancel(a.wrapup.timer)
             del self._agents[agent]
             self._unfree(a)
             for name in self._member_of.get(agent, ()):

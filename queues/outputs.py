@@ -3,12 +3,15 @@
 Every input method of `Distributor` returns the list of these it produced, in order. Commands
 are acted on by the engine (ring, stop ringing, bridge, hang up a losing leg, send elsewhere);
 `QueueEvent`s carry the product's event names and go to the event bus and reports.
+
+They are plain slotted dataclasses, not frozen ones: a routing decision returns half a dozen
+and a frozen dataclass costs three times as much to build. Treat them as read-only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "CancelOffer", "Connect", "JoinResult", "Offer", "Output", "Overflow", "QueueEvent",
@@ -16,7 +19,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Offer:
     """Ring `devices` (the agent's registered devices) for `caller` until `deadline`."""
 
@@ -28,7 +31,7 @@ class Offer:
     deadline: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CancelOffer:
     """Stop ringing. reason: caller_left, answered_elsewhere, timeout, max_wait, empty,
     agent_unavailable, agent_unreachable, agent_busy, agent_removed."""
@@ -37,7 +40,7 @@ class CancelOffer:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Connect:
     """Bridge the caller with the agent leg that answered `offer_id`."""
 
@@ -46,7 +49,7 @@ class Connect:
     offer_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RejectAnswer:
     """An answer arrived for an offer that is no longer live (another leg won, the caller left,
     the lease expired): the engine acknowledges that leg and hangs it up (ACK + BYE)."""
@@ -54,7 +57,7 @@ class RejectAnswer:
     offer_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Overflow:
     """The caller leaves the queue unserved; route it to `destination` (None: engine default).
     reason: max_wait, full or empty."""
@@ -64,7 +67,7 @@ class Overflow:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueueEvent:
     """type: queue.entered, queue.offered, queue.ring_noanswer, queue.ring_rejected,
     queue.ring_canceled, queue.connected, queue.abandoned, queue.timeout, queue.full,
@@ -78,7 +81,7 @@ class QueueEvent:
 Output = Offer | CancelOffer | Connect | RejectAnswer | Overflow | QueueEvent
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class JoinResult:
     """What `caller_arrived` did. When refused, `overflow` is the Overflow (also in outputs)."""
 
@@ -88,8 +91,7 @@ class JoinResult:
     outputs: list[Output]
 
 
-@dataclass(frozen=True, slots=True)
-class StatusChange:
+class StatusChange(NamedTuple):
     """One entry of an agent's status history. layer: presence, availability or occupancy."""
 
     time: float

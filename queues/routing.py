@@ -27,17 +27,17 @@ from collections.abc import Callable
 
 from queues.agent import AUTO_PAUSED, AVAILABLE, IDLE, Agent
 from queues.callers import GONE, OFFERING, RETRY, WAITING, Caller, OfferState
+from queues.deadlines import Deadlines
 from queues.outputs import CancelOffer, Offer, Output, Overflow, QueueEvent
 from queues.queue import QueueState
 from queues.strategies import Candidate, Context
-from sip.timers import Timers
 
 __all__ = ["Core"]
 
 
 class Core:
     def __init__(self, rng: Callable[[], float], history_limit: int) -> None:
-        self._timers = Timers()
+        self._timers = Deadlines()
         self._now = 0.0
         self._out: list[Output] = []
         self._agents: dict[str, Agent] = {}
@@ -130,6 +130,7 @@ class Core:
     def _serve_agent(self, a: Agent) -> None:
         """Give a free agent the most deserving caller it may serve, across its queues."""
         aid = a.id
+        declined: set[Caller] = set()  # the strategy would not have this agent for them
         while a.work == IDLE and a.free_in:
             now = self._now
             best: Caller | None = None
@@ -140,28 +141,30 @@ class Core:
                 sticky = q.sticky.get(aid)
                 if sticky is not None and sticky.live:
                     head = sticky.peek()
-                    if head is not None:
+                    if head is not None and head not in declined:
                         key = (1, (now - head.joined_at) * prio, prio, -head.seq)
                         if best_key is None or key > best_key:
                             best, best_key = head, key
                 if not q.buckets:
                     continue
-                admits = q.strategy.admits
-                penalty = q.members[aid].penalty
+                strategy = q.strategy
+                by_wait = strategy.admits_by_wait
                 for required, bucket in q.buckets.items():
-                    if not bucket.live or not q.satisfies(aid, required):
+                    if not bucket.live or (required and not q.satisfies(aid, required)):
                         continue
                     head = bucket.peek()
-                    if head is None:
+                    if head is None or head in declined:
                         continue
                     wait = now - head.joined_at
-                    if not admits(penalty, wait, s):
+                    if by_wait and not strategy.admits(q.members[aid].penalty, wait, s):
                         continue  # head of line: a younger caller behind is not admitted either
                     key = (0, wait * prio, prio, -head.seq)
                     if best_key is None or key > best_key:
                         best, best_key = head, key
-            if best is None or not self._route_caller(best):
+            if best is None:
                 return
+            if not self._route_caller(best):
+                declined.add(best)
 
     # -- routing -------------------------------------------------------------------------
 
@@ -169,10 +172,14 @@ class Core:
         fresh: list[Candidate] = []
         tried: list[Candidate] = []
         members, order = q.members, q.order
+        strategy = q.strategy
+        wait = self._now - c.joined_at
         for aid, a in q.free.items():
             if not q.satisfies(aid, c.required):
                 continue
             m = members[aid]
+            if strategy.admits_by_wait and not strategy.admits(m.penalty, wait, q.settings):
+                continue  # not a candidate yet; must not hide the tried ones that are
             cand = Candidate(aid, order[aid], m.penalty, m.weight, m.skills, a.idle_since,
                              a.calls, a.talk_time)
             (tried if aid in c.tried else fresh).append(cand)
@@ -214,7 +221,7 @@ class Core:
 
     def _schedule_widening(self, c: Caller, q: QueueState) -> None:
         if c.widen_timer is not None:
-            c.widen_timer.cancel()
+            self._timers.cancel(c.widen_timer)
             c.widen_timer = None
         at = q.strategy.next_widening(self._now - c.joined_at, q.settings, q.max_penalty)
         if at is not None:
@@ -234,7 +241,7 @@ class Core:
 
     def _end_sticky(self, c: Caller) -> None:
         if c.sticky_timer is not None:
-            c.sticky_timer.cancel()
+            self._timers.cancel(c.sticky_timer)
             c.sticky_timer = None
         if c.state == WAITING and c.bucket is not None:
             self._queues[c.queue].leave_bucket(c)
@@ -261,7 +268,7 @@ class Core:
         a.offer = o
         self._unfree(a)
         out = self._out
-        out.append(Offer(oid, c.id, a.id, a.devices(), o.queue, deadline))
+        out.append(Offer(oid, c.id, a.id, a.ring_devices, o.queue, deadline))
         out.append(QueueEvent("queue.offered", {"queue": o.queue, "caller": c.id, "agent": a.id,
                                                 "offer_id": oid, "deadline": deadline}))
         a.set_work("reserved", now, "offer", out)
@@ -271,7 +278,7 @@ class Core:
         del o.caller.offers[o.offer_id]
         o.agent.offer = None
         if o.timer is not None:
-            o.timer.cancel()
+            self._timers.cancel(o.timer)
             o.timer = None
 
     def _offer_expired(self, o: OfferState) -> None:
@@ -336,7 +343,7 @@ class Core:
         q = self._queues[c.queue]
         q.leave_bucket(c)
         q.line.remove(c)
-        c.cancel_timers()
+        c.cancel_timers(self._timers)
         del q.callers[c.id]
         del self._callers[c.id]
         c.state = GONE

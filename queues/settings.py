@@ -13,7 +13,8 @@ Empty rules (`join_empty`, `leave_empty`) name the sense in which a queue counts
                    call or in wrap-up still count: they will be free again)
 
 `join_empty` refuses a new caller (Overflow reason "empty") while the queue is empty in that
-sense; `leave_empty` sends every waiting caller out the moment the queue becomes so.
+sense; `leave_empty` sends every waiting caller out the moment the queue becomes so, and
+refuses new callers while it is (they would have to leave at once).
 """
 
 from __future__ import annotations

@@ -31,7 +31,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+# Plain (not frozen) slotted records: one of each is built per routing decision, and a frozen
+# dataclass's __init__ costs several times more. Strategies must not modify them.
+@dataclass(slots=True)
 class Candidate:
     agent: str
     order: int  # position in the queue's member list
@@ -43,7 +45,7 @@ class Candidate:
     talk_time: float  # seconds since login
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Context:
     queue: QueueSettings
     now: float
@@ -54,8 +56,8 @@ class Context:
 
 
 def lowest_tier(candidates: Sequence[Candidate]) -> list[Candidate]:
-    if not candidates:
-        return []
+    if len(candidates) <= 1:
+        return list(candidates)  # the usual case when callers wait: one agent just got free
     low = min(c.penalty for c in candidates)
     return [c for c in candidates if c.penalty == low]
 
@@ -69,8 +71,11 @@ class Strategy:
 
     def admits(self, penalty: int, wait: float, queue: QueueSettings) -> bool:
         """May a member of this penalty be offered a caller who has waited `wait` seconds?
-        Lets the distributor rule out an agent without building candidates."""
+        Lets the distributor rule out an agent without building candidates. A strategy that
+        overrides this must set `admits_by_wait`."""
         return True
+
+    admits_by_wait: ClassVar[bool] = False
 
     def next_widening(self, wait: float, queue: QueueSettings,
                       max_penalty: int) -> float | None:
@@ -124,6 +129,7 @@ class RingProgressively(Strategy):
 
     name = "ring_progressively"
     rings_many = True
+    admits_by_wait = True
 
     def admits(self, penalty: int, wait: float, queue: QueueSettings) -> bool:
         return queue.tier_step <= 0 or penalty * queue.tier_step <= wait

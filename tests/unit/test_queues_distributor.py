@@ -4,18 +4,24 @@ priorities and positions, cross-queue fairness, stickiness, skills, tier widenin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from queues import (
     AgentSettings,
     CancelOffer,
+    Candidate,
     Connect,
+    Context,
     Distributor,
     Member,
     Offer,
     Overflow,
     QueueSettings,
     RejectAnswer,
+    Strategy,
+    register,
 )
 from tests.unit.test_queues_fakes import build, events, of, offer_of, offered
 
@@ -428,3 +434,32 @@ def test_unknown_inputs() -> None:
     d.caller_arrived("q", "c", 1.0)
     with pytest.raises(ValueError):
         d.caller_arrived("q", "c", 1.0)
+
+
+def test_tier_not_yet_open_does_not_hide_the_tried_agent() -> None:
+    """Found by the state machine: a0 let c0 ring out and a1's tier is not open yet; the only
+    admissible agent is a0, so c0 rings a0 again rather than leaving both idle."""
+    d = build(("a0", "a1"), members=[Member("a0"), Member("a1", penalty=1)],
+              strategy="ring_progressively", tier_step=10, retry_delay=0)
+    d.update_queue(QueueSettings("other", strategy="linear", members=(Member("a0"),)), 0.0)
+    o = offer_of(d.caller_arrived("q", "c0", 0.0).outputs, "a0")
+    d.caller_arrived("other", "c1", 0.0)
+    out = d.offer_failed(o.offer_id, "no_answer", 1.0)
+    assert [(x.caller, x.agent) for x in of(Offer, out)] == [("c0", "a0")]
+
+
+def test_agent_declined_by_one_queue_serves_the_next() -> None:
+    @register
+    class Nobody(Strategy):
+        name = "test_nobody"
+
+        def choose(self, candidates: Sequence[Candidate], ctx: Context) -> list[Candidate]:
+            return []
+
+    d = build(("a0",), strategy="test_nobody", logged_in=False)
+    d.update_queue(QueueSettings("other", strategy="linear", members=(Member("a0"),)), 0.0)
+    d.caller_arrived("q", "c0", 0.0)  # older, but its queue's strategy never takes anyone
+    d.caller_arrived("other", "c1", 1.0)
+    d.set_presence("dev-a0", True, 2.0)
+    out = d.set_availability("a0", "available", 2.0)
+    assert [(x.caller, x.agent) for x in of(Offer, out)] == [("c1", "a0")]

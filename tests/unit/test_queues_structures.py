@@ -10,6 +10,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from queues import AgentSettings, Member, QueueSettings
 from queues.callers import Bucket, Caller, Line
+from queues.deadlines import Deadlines
 
 
 class LineMachine(RuleBasedStateMachine):
@@ -117,3 +118,22 @@ def test_member_and_agent_settings_validation_and_immutability() -> None:
     with pytest.raises(TypeError):
         m.skills["en"] = 1.0  # type: ignore[index]
     assert AgentSettings("a", ("d1", "d2", "d1")).devices == ("d1", "d2")
+
+
+@given(st.lists(st.tuples(st.integers(0, 20), st.booleans()), max_size=3000))
+def test_deadlines_run_in_order_and_skip_cancelled(plan: list[tuple[int, bool]]) -> None:
+    dl = Deadlines()
+    ran: list[tuple[int, int]] = []
+    entries = [dl.call_at(float(when), ran.append, (when, i)) for i, (when, _) in enumerate(plan)]
+    for entry, (_, cancel) in zip(entries, plan, strict=True):
+        if cancel:
+            dl.cancel(entry)
+    kept = [(when, i) for i, (when, cancel) in enumerate(plan) if not cancel]
+    assert len(dl) == len(kept)
+    assert dl.next_deadline() == (min(kept)[0] if kept else None)
+    assert dl.run_due(10.0) == sum(1 for w, _ in kept if w <= 10)
+    assert dl.run_due(100.0) == sum(1 for w, _ in kept if w > 10)
+    assert ran == sorted(kept)  # deadline order, scheduling order among equals
+    for entry in entries:
+        dl.cancel(entry)  # cancelling what already fired or was cancelled changes nothing
+    assert len(dl) == 0 and dl.next_deadline() is None
