@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from queues.deadlines import Deadline
-from queues.outputs import QueueEvent, StatusChange
+from queues.outputs import QueueEvent
 from queues.settings import AgentSettings
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class Agent:
         self.wrapup_total = 0.0
         self.wrapups = 0
         self.idle_since = now
-        self.history: deque[StatusChange] = deque(maxlen=history_limit)
+        self.history: deque[tuple[float, str, str, str, str]] = deque(maxlen=history_limit)
         # queues in whose free set this agent currently is, by name
         self.free_in: dict[str, QueueState] = {}
 
@@ -136,20 +136,25 @@ class Agent:
 
     def _record(self, now: float, layer: str, old: str, new: str, reason: str,
                 out: list) -> None:
-        self.history.append(StatusChange(now, layer, old, new, reason))
+        # history keeps plain tuples (StatusChange is built when read: reports are rare,
+        # changes are not)
+        self.history.append((now, layer, old, new, reason))
         kind = "agent.state_changed" if layer == "occupancy" else "agent.status_changed"
         out.append(QueueEvent(kind, {"agent": self.id, "layer": layer, "old": old, "new": new,
                                      "reason": reason, "time": now}))
 
     def set_work(self, work: str, now: float, reason: str, out: list) -> None:
-        # occupancy inlined: this runs twice per routing decision
+        # occupancy and _record inlined: this runs twice per routing decision
         old = self.work
         if old == IDLE and self.external:
             old = IN_CALL
         self.work = work
         new = IN_CALL if work == IDLE and self.external else work
         if new != old:
-            self._record(now, "occupancy", old, new, reason, out)
+            self.history.append((now, "occupancy", old, new, reason))
+            out.append(QueueEvent("agent.state_changed", {
+                "agent": self.id, "layer": "occupancy", "old": old, "new": new,
+                "reason": reason, "time": now}))
 
     def note_occupancy(self, old: str, now: float, reason: str, out: list) -> None:
         """Record the occupancy change an external call's start or end caused."""

@@ -21,6 +21,14 @@ Rules the engine can rely on:
   wrap-up always holds the agent's one queue slot.
 - Settings changes apply to the next offers; waiting callers keep their place and their
   max_wait deadline (computed at join).
+- Inputs the engine derives from signalling (presence, agent_busy/free, call_ended,
+  wrapup_done, offer_*) ignore unknown agents and offers; API-driven ones (set_availability,
+  caller_arrived with an unknown queue) raise KeyError.
+
+Known limits: an agent who becomes free while a ring_all caller is already ringing others
+does not join that ringing (it takes the next waiting caller, or waits for the retry round);
+ring_progressively widens only at its tier deadlines, so a higher-priority caller whose tier
+is not open yet keeps a free higher-tier agent from the callers behind it until then.
 """
 
 from __future__ import annotations
@@ -362,7 +370,7 @@ class Distributor(Membership):
         return self._agents[agent].snapshot()
 
     def agent_history(self, agent: str) -> list[StatusChange]:
-        return list(self._agents[agent].history)
+        return [StatusChange(*h) for h in self._agents[agent].history]
 
     def queue(self, name: str) -> QueueSnapshot:
         return self._queues[name].snapshot()

@@ -27,8 +27,8 @@ class Membership(Core):
         if a is None:
             a = Agent(settings, self._now, self._history_limit)
             self._agents[aid] = a
-            for name in self._member_of.get(aid, ()):
-                self._queues[name].levels[0] += 1
+            for mq in self._member_of.get(aid, {}).values():
+                mq.levels[0] += 1
         else:
             for d in a.settings.devices:
                 self._device_agents.get(d, set()).discard(aid)
@@ -86,7 +86,7 @@ class Membership(Core):
                 del q.free[aid]
                 del a.free_in[name]
         for aid in q.members:
-            self._member_of.setdefault(aid, {})[name] = None
+            self._member_of.setdefault(aid, {})[name] = q
         q.levels = [0, 0, 0, 0]
         for aid in q.members:
             a = self._agents.get(aid)

@@ -44,7 +44,7 @@ class Core:
         self._queues: dict[str, QueueState] = {}
         self._callers: dict[str, Caller] = {}
         self._offers: dict[int, OfferState] = {}
-        self._member_of: dict[str, dict[str, None]] = {}  # agent id -> queue names
+        self._member_of: dict[str, dict[str, QueueState]] = {}  # agent id -> its queues
         self._device_agents: dict[str, set[str]] = {}
         self._registered: set[str] = set()
         self._offer_ids = itertools.count(1)
@@ -98,8 +98,7 @@ class Core:
         """Put the agent in (or take it out of) the free set of each of its queues."""
         offerable = a.work == IDLE and a.level == 3 and a.id in self._agents
         newly = False
-        for name in self._member_of.get(a.id, ()):
-            q = self._queues[name]
+        for name, q in self._member_of.get(a.id, {}).items():
             if offerable and (not a.external or q.settings.allow_busy_agents):
                 if a.id not in q.free:
                     q.free[a.id] = a
@@ -119,8 +118,7 @@ class Core:
     def _agent_changed(self, a: Agent, old_level: int) -> None:
         new = a.level
         if new != old_level:
-            for name in self._member_of.get(a.id, ()):
-                q = self._queues[name]
+            for name, q in self._member_of.get(a.id, {}).items():
                 q.levels[old_level] -= 1
                 q.levels[new] += 1
                 if new < old_level and q.settings.leave_empty != "never":
@@ -173,16 +171,18 @@ class Core:
         tried: list[Candidate] = []
         members, order = q.members, q.order
         strategy = q.strategy
+        by_wait = strategy.admits_by_wait
         wait = self._now - c.joined_at
+        required, was_tried = c.required, c.tried
         for aid, a in q.free.items():
-            if not q.satisfies(aid, c.required):
+            if required and not q.satisfies(aid, required):
                 continue
             m = members[aid]
-            if strategy.admits_by_wait and not strategy.admits(m.penalty, wait, q.settings):
+            if by_wait and not strategy.admits(m.penalty, wait, q.settings):
                 continue  # not a candidate yet; must not hide the tried ones that are
             cand = Candidate(aid, order[aid], m.penalty, m.weight, m.skills, a.idle_since,
                              a.calls, a.talk_time)
-            (tried if aid in c.tried else fresh).append(cand)
+            (tried if aid in was_tried else fresh).append(cand)
         return fresh or tried
 
     def _route_caller(self, c: Caller) -> bool:
@@ -199,11 +199,13 @@ class Core:
             if not cands:
                 return False
             now = self._now
-            ctx = Context(q.settings, now, now - c.joined_at, c.required, self._rng, q.order)
-            chosen = q.strategy.choose(cands, ctx)
-            if not q.strategy.rings_many:
+            strategy = q.strategy
+            chosen = strategy.choose(cands, Context(q.settings, now, now - c.joined_at,
+                                                    c.required, self._rng, q.order))
+            if not strategy.rings_many:
                 chosen = chosen[:1]
-            agents = [q.free[x.agent] for x in chosen if x.agent in q.free]
+            free = q.free
+            agents = [free[x.agent] for x in chosen if x.agent in free]
             if not agents:
                 return False
         if c.bucket is not None:
@@ -266,7 +268,9 @@ class Core:
         self._offers[oid] = o
         c.offers[oid] = o
         a.offer = o
-        self._unfree(a)
+        for fq in a.free_in.values():  # _unfree, inlined: once per decision
+            del fq.free[a.id]
+        a.free_in.clear()
         out = self._out
         out.append(Offer(oid, c.id, a.id, a.ring_devices, o.queue, deadline))
         out.append(QueueEvent("queue.offered", {"queue": o.queue, "caller": c.id, "agent": a.id,
