@@ -11,6 +11,7 @@ overflows and events.
     queues.callers      callers, offers, and the heaps / position index they are kept in
     queues.routing      routing decisions, deadlines, offer and caller endings
     queues.membership   agents and queues changing while calls flow
+    queues.deadlines    the deadline heap behind `next_deadline` / `tick`
 """
 
 from queues.distributor import FAILURE_REASONS, Distributor
