@@ -477,6 +477,22 @@ def test_caller_cancel_while_the_extension_rings_cancels_the_agent_leg() -> None
     nothing_left(rig)
 
 
+def test_agent_phone_that_never_answers_the_cancel_is_given_up_after_64_t1() -> None:
+    rig = CallRig()
+    callee = agent(rig, "1003")
+    c = account_call(rig, "1003")
+    (leg,) = callee.incoming()
+    leg.ring()
+    c.cancel()
+    c.ack_failure()
+    assert len(leg.requests(callee.inbox(), "CANCEL")) == 1  # and the phone says nothing
+    assert rig.call_state() == {"sessions": dict(rig.engine.sessions)}  # the leg's dialog
+    rig.advance(31.5)
+    assert rig.engine.sessions != {}
+    rig.advance(0.5)
+    nothing_left(rig)
+
+
 def test_calling_an_unregistered_extension_is_480() -> None:
     rig = CallRig()
     c = account_call(rig, "1004")

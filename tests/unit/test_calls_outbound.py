@@ -54,9 +54,9 @@ def test_account_dialling_out_reaches_the_demo_trunk_in_e164_with_the_caller_id(
     (leg,) = provider.incoming()
     inv = leg.invite
     assert provider.addr == ("udp", "127.0.0.1", 5080)
-    assert inv.uri.user == "84912345678"  # type: ignore[union-attr]
+    assert inv.uri.user == "84912345678"
     assert str(inv.uri) == "sip:84912345678@127.0.0.1:5080"
-    assert inv.from_.uri is not None and inv.from_.uri.user == "19001000"  # type: ignore[union-attr]
+    assert inv.from_.uri is not None and inv.from_.uri.user == "19001000"
     assert str(inv.to.uri) == "sip:84912345678@127.0.0.1"
     started = rig.events_of("call.started")[0].data
     assert (started["direction"], started["to"], started["account"]) == (

@@ -106,7 +106,7 @@ class Host:
         self.timers = Timers()
         self.clock = FakeClock(self.timers, START)
         self.net = RecordingNetwork(self.clock)
-        self.ids = Ids(seed, fraction)
+        self.ids: IdSource = Ids(seed, fraction)
         self.layer = TransactionLayer(self.net, self, self.timers, TimerConfig(T1, T2, T4),
                                       clock=self.clock, tag_source=self.ids.tag,
                                       server_header=self.user_agent)
