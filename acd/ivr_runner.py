@@ -71,7 +71,7 @@ class IvrRunner:
             self._apply(call, call.walker.timer(self._now()))
 
     def _apply(self, call: Call, actions: list[Action]) -> None:
-        for a in actions:
+        for i, a in enumerate(actions):
             if call.is_over or call.walker is None:
                 return
             if isinstance(a, PlayPrompt):
@@ -89,6 +89,11 @@ class IvrRunner:
             elif isinstance(a, Publish):
                 call.emit(a.type, dict(a.data))
             elif isinstance(a, RouteToQueue | RouteToExtension | RouteToVoicemail | Hangup):
+                # the walker reports its exit (ivr.exit) after the final action: publish it
+                # before leaving, or it is lost with the walker
+                for rest in actions[i + 1:]:
+                    if isinstance(rest, Publish):
+                        call.emit(rest.type, dict(rest.data))
                 self._leave(call, a)
                 return
         walker = call.walker

@@ -230,6 +230,33 @@ def test_dtmf_1_goes_to_the_queue_which_says_not_available_and_hangs_up() -> Non
     nothing_left(rig)
 
 
+@pytest.mark.parametrize(("digit", "reason", "destination"), [
+    ("1", "queue", "sales"), ("2", "queue", "support"), ("9", "extension", "1003")])
+def test_leaving_the_ivr_publishes_ivr_exit_with_the_destination(
+        digit: str, reason: str, destination: str) -> None:
+    rig = CallRig()
+    _c, caller_ep = ivr_call(rig)
+    caller_ep.dtmf(digit)
+    (exit_,) = rig.events_of("ivr.exit")
+    assert (exit_.data["tree"], exit_.data["reason"], exit_.data["destination"]) == (
+        "main", reason, destination)
+    assert rig.engine.calls.ivr._prompt_token == {}
+
+
+def test_ivr_hangup_node_publishes_ivr_exit_before_call_ended() -> None:
+    rig = CallRig()
+    c, caller_ep = ivr_call(rig)
+    for _ in range(3):
+        caller_ep.dtmf("5")
+        if caller_ep.played()[-1] == ("invalid",):
+            caller_ep.finish_prompt()
+    caller_ep.finish_prompt()  # goodbye
+    bye_to(c)
+    types = [e.type for e in rig.events]
+    assert types.index("ivr.exit") < types.index("call.ended")
+    assert rig.events_of("ivr.exit")[0].data["reason"] == "hangup"
+
+
 def test_two_menu_timeouts_go_to_the_sales_queue() -> None:
     rig = CallRig()
     c, caller_ep = ivr_call(rig)
@@ -557,3 +584,80 @@ def test_ended_calls_publish_call_ended_exactly_once_each() -> None:
     assert len(rig.events_of("call.ended")) == 3
     assert len({e.data["call"] for e in rig.events_of("call.ended")}) == 3
     nothing_left(rig)
+
+
+# -- session timers and other entries ------------------------------------------------------------
+
+
+def test_unrefreshed_session_timer_ends_the_call_with_bye() -> None:
+    rig = CallRig()
+    c = Phone.trunk(rig).call("19001000", headers=[("Session-Expires", "90"),
+                                                   ("Supported", "timer")])
+    assert c.final is not None
+    assert c.final.headers.get("session-expires") == "90;refresher=uac"
+    c.ack()
+    rig.advance(59.75)
+    assert rig.events_of("call.ended") == []
+    rig.advance(0.25)  # 90 - min(32, 90/3)
+    bye_to(c)
+    assert (ended(rig)["reason"], ended(rig)["hangup_by"]) == ("session-expired", "engine")
+    nothing_left(rig)
+
+
+def test_session_refresh_by_the_caller_keeps_the_call() -> None:
+    rig = CallRig()
+    timer = [("Session-Expires", "90"), ("Supported", "timer")]
+    c = Phone.trunk(rig).call("19001000", headers=timer)
+    c.ack()
+    rig.advance(45.0)
+    assert [r.status for r in c.send("UPDATE", headers=timer)] == [200]
+    rig.advance(45.0)  # past the first deadline
+    assert rig.events_of("call.ended") == []
+    rig.advance(15.0)  # 45 + 60
+    bye_to(c)
+    assert ended(rig)["reason"] == "session-expired"
+
+
+def test_too_short_session_expires_is_422_before_any_call_exists() -> None:
+    rig = CallRig()
+    c = Phone.trunk(rig).call("19001000", headers=[("Session-Expires", "30"),
+                                                   ("Supported", "timer")])
+    assert c.statuses == [100, 422]
+    assert c.final is not None and c.final.headers.get("min-se") == "90"
+    c.ack_failure()
+    assert rig.media.allocated == []
+    nothing_left(rig)
+
+
+def test_account_calling_a_hotline_reaches_its_ivr() -> None:
+    rig = CallRig()
+    c = account_call(rig, "19001000")
+    assert c.statuses == [100, 200]
+    c.ack()
+    assert rig.media.allocated[0].played() == [("welcome",)]
+    started = rig.events_of("call.started")[0].data
+    assert (started["direction"], started["hotline"], started["account"]) == (
+        "internal", "19001000", "1001")
+
+
+def test_agent_putting_the_call_on_hold_gets_a_recvonly_answer() -> None:
+    rig = CallRig()
+    callee = agent(rig, "1002", port=5073, rtp=31200)
+    c = account_call(rig, "1002")
+    (leg,) = callee.incoming()
+    leg.answer()
+    c.read()
+    c.ack()
+    callee.inbox()
+    callee_ep = rig.media.allocated[1]
+    hold = sdp(port=31200, pts=(0, 101), te_pt=101, direction="sendonly", version=2)
+    data = leg.in_dialog("INVITE").replace(b"Content-Length: 0\r\n\r\n",
+                                           b"Content-Type: application/sdp\r\n"
+                                           + f"Content-Length: {len(hold)}\r\n\r\n".encode()
+                                           + hold)
+    callee.deliver(data)
+    got = [s.response for s in callee.inbox() if not isinstance(s.msg, Request)]
+    assert [r.status for r in got] == [100, 200]
+    assert sdp_fields(got[-1].body)["direction"] == "recvonly"
+    assert callee_ep.configured is not None and callee_ep.configured.direction == "recvonly"
+    assert rig.media.allocated[0].bridged_to is callee_ep
