@@ -661,3 +661,90 @@ def test_agent_putting_the_call_on_hold_gets_a_recvonly_answer() -> None:
     assert sdp_fields(got[-1].body)["direction"] == "recvonly"
     assert callee_ep.configured is not None and callee_ep.configured.direction == "recvonly"
     assert rig.media.allocated[0].bridged_to is callee_ep
+
+
+# -- after the IVR: the extension does not answer ---------------------------------------------
+
+
+def test_every_contact_refusing_after_the_ivr_plays_not_available() -> None:
+    rig = CallRig()
+    desk, mobile = agent(rig, port=5071), agent(rig, port=5072, rtp=31100)
+    c, caller_ep = ivr_call(rig)
+    caller_ep.dtmf("9")
+    (to_desk,), (to_mobile,) = desk.incoming(), mobile.incoming()
+    to_desk.respond(486)
+    assert caller_ep.played()[-1] != ("not_available",)  # the mobile still rings
+    to_mobile.ring()
+    to_mobile.respond(603)
+    assert caller_ep.played()[-1] == ("not_available",)
+    caller_ep.finish_prompt()
+    bye_to(c)
+    assert ended(rig)["reason"] == "played"
+    nothing_left(rig)
+
+
+def test_unregistered_operator_after_the_ivr_plays_not_available() -> None:
+    rig = CallRig()
+    c, caller_ep = ivr_call(rig)
+    caller_ep.dtmf("9")  # nobody registered as 1003
+    assert caller_ep.played()[-1] == ("not_available",)
+    caller_ep.finish_prompt()
+    bye_to(c)
+    nothing_left(rig)
+
+
+def test_both_contacts_answering_the_second_is_hung_up() -> None:
+    rig = CallRig()
+    desk, mobile = agent(rig, port=5071), agent(rig, port=5072, rtp=31100)
+    c, caller_ep = ivr_call(rig)
+    caller_ep.dtmf("9")
+    (to_desk,), (to_mobile,) = desk.incoming(), mobile.incoming()
+    to_desk.answer()
+    to_mobile.answer()  # crossed our CANCEL: ACKed and hung up
+    sent = mobile.inbox()
+    assert [s.request.method for s in sent] == ["ACK", "BYE"]
+    to_mobile.handle(sent)
+    desk_ep = caller_ep.bridged_to
+    assert desk_ep is not None and desk_ep.configured is not None
+    assert desk_ep.configured.remote == ("127.0.0.1", 31000)
+    assert len(rig.events_of("call.connected")) == 1
+    c.bye()
+    to_desk.handle(desk.inbox())
+    nothing_left(rig)
+
+
+def test_caller_bye_while_not_available_plays_ends_the_call_once() -> None:
+    rig = CallRig()
+    c, caller_ep = ivr_call(rig)
+    caller_ep.dtmf("9")  # nobody registered as 1003
+    assert caller_ep.playing == ["not_available"]
+    c.bye()
+    assert ended(rig)["hangup_by"] == "caller"
+    assert caller_ep.closed and caller_ep.playing is None
+    nothing_left(rig)
+
+
+def test_refused_reoffer_from_the_caller_is_488_and_the_call_goes_on() -> None:
+    rig = CallRig()
+    c, caller_ep = ivr_call(rig)
+    got = c.reinvite(sdp(pts=(18,), version=2))
+    assert [r.status for r in got] == [100, 488]
+    assert rig.events_of("call.ended") == []
+    assert caller_ep.configured is not None and caller_ep.configured.codec is Codec.PCMU
+
+
+def test_shutdown_ends_every_call() -> None:
+    rig = CallRig()
+    a = agent(rig)
+    c1, ep1 = ivr_call(rig)
+    ep1.dtmf("9")
+    (leg,) = a.incoming()
+    leg.answer()
+    c2, _ = ivr_call(rig, caller="0912000222")
+    rig.engine.calls.shutdown()
+    assert {e.data["reason"] for e in rig.events_of("call.ended")} == {"shutdown"}
+    assert len(rig.events_of("call.ended")) == 2
+    bye_to(c1)
+    bye_to(c2)
+    leg.handle(a.inbox())
+    nothing_left(rig)
