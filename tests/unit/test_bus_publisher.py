@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from redis.exceptions import ResponseError
 
 from acd.adapters.bus import (
     PublisherCollector,
@@ -31,7 +32,7 @@ class Down(ConnectionError):
 
 
 class FakeRedis:
-    """XADD pipelines that land, fail, fail half-way, or wait at a gate."""
+    """XADD batches (script or pipeline) that land, fail, fail half-way, or wait at a gate."""
 
     def __init__(self) -> None:
         self.stream: list[dict[str, Any]] = []
@@ -40,10 +41,30 @@ class FakeRedis:
         self.gate: asyncio.Event | None = None
         self.entered = asyncio.Event()
         self.maxlens: set[tuple[int, bool]] = set()
+        self.refuse_scripts = False
+        self.hold_after: int | None = None  # executions that pass before the gate closes
+        self.scripts = self.pipelines = 0
 
     def pipeline(self, transaction: bool = True) -> FakePipe:
         assert transaction is False
+        self.pipelines += 1
         return FakePipe(self)
+
+    def register_script(self, lua: str) -> Any:
+        assert "XADD" in lua
+
+        async def run(keys: list[str], args: list[Any]) -> int:
+            if self.refuse_scripts:
+                raise ResponseError("NOPERM User x has no permissions to run the 'evalsha' "
+                                    "command")
+            self.scripts += 1
+            pipe = FakePipe(self)
+            for i in range(1, len(args), 2):
+                pipe.xadd(keys[0], {"type": args[i], "event": args[i + 1]}, int(args[0]), True)
+            await pipe.execute()
+            return len(pipe.cmds)
+
+        return run
 
     def ids(self) -> list[str]:
         return [json.loads(f["event"])["id"] for f in self.stream]
@@ -58,9 +79,14 @@ class FakePipe:
         self.cmds.append(fields)
 
     async def execute(self) -> None:
-        self.r.entered.set()
-        if self.r.gate is not None:
-            await self.r.gate.wait()
+        r = self.r
+        if r.hold_after is not None:
+            r.hold_after -= 1
+            if r.hold_after < 0 and r.gate is None:
+                r.gate = asyncio.Event()
+        r.entered.set()
+        if r.gate is not None:
+            await r.gate.wait()
         if self.r.fail is not None:
             self.r.stream += self.cmds[: self.r.apply_before_failing]
             raise self.r.fail
@@ -70,7 +96,7 @@ class FakePipe:
 def make(tmp_path: Path, redis: FakeRedis, **kw: Any) -> tuple[EventBus, RedisStreamPublisher]:
     bus = EventBus("node-a", time.time)
     opts: dict[str, Any] = {"backoff": (0.01, 0.02), "spool_interval": 0.005, "maxlen": 1000,
-                            "batch_size": 10}
+                            "batch_size": 10, "linger": 0}
     pub = RedisStreamPublisher(redis, "s", tmp_path / "ev.spool", **(opts | kw))  # type: ignore[arg-type]
     pub.attach(bus)
     return bus, pub
@@ -92,13 +118,17 @@ async def until(cond: Any, timeout: float = 3.0) -> None:
         await asyncio.sleep(0.002)
 
 
-async def test_events_reach_the_stream_once_in_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scripts", [True, False])
+async def test_events_reach_the_stream_once_in_order(tmp_path: Path, scripts: bool) -> None:
     r = FakeRedis()
+    r.refuse_scripts = not scripts
     bus, pub = make(tmp_path, r)
     await pub.start()
     ids = emit(bus, 95)
     assert await pub.flush()
     assert r.ids() == ids
+    assert (r.scripts > 0, r.pipelines > 0) == (scripts, not scripts)
+    assert pub.stats.errors == 0
     assert r.stream[0]["type"] == "call.started"
     assert r.maxlens == {(1000, True)}
     assert pub.stats.published == 95 and pub.stats.spooled == 0 and pub.lag == 0
@@ -264,3 +294,39 @@ def test_event_json_is_versioned_and_complete() -> None:
     d = json.loads(ev.to_json())
     assert set(d) == {"type", "version", "id", "seq", "ts", "node", "call_id", "data"}
     assert Event.from_dict(d) == ev and d["version"] == 1
+
+
+async def test_a_crash_during_replay_loses_nothing(tmp_path: Path) -> None:
+    r = FakeRedis()
+    r.fail = Down("refused")
+    bus, pub = make(tmp_path, r)
+    await pub.start()
+    ids = emit(bus, 45)
+    await until(lambda: pub.spool.pending == 45)
+    r.hold_after = 2
+    r.fail = None
+    await until(lambda: r.gate is not None)  # two replay batches of 10 are in, a third waits
+    assert len(r.stream) == 20
+    assert pub._task is not None
+    pub._task.cancel()
+    pub.spool.close()  # the process is gone: its lock with it
+    r2 = FakeRedis()
+    r2.stream = list(r.stream)
+    _, pub2 = make(tmp_path, r2)
+    await pub2.start()
+    assert await pub2.flush()
+    await pub2.stop()
+    assert first_copies(r2.ids()) == ids
+    assert len(r2.stream) - len(ids) <= pub.batch_size  # at most the batch in flight again
+
+
+async def test_a_spool_count_out_of_step_does_not_spin(tmp_path: Path) -> None:
+    r = FakeRedis()
+    bus, pub = make(tmp_path, r)
+    pub.spool.open()
+    pub.spool.pending = 5  # nothing behind it in the file
+    await pub.start()
+    ids = emit(bus, 3)
+    assert await pub.flush(2)
+    assert r.ids() == ids
+    await pub.stop()

@@ -202,3 +202,15 @@ def test_unserialisable_data_is_reported_not_raised() -> None:
     loop: dict[str, Any] = {}
     loop["self"] = loop
     assert encode(Event("x", loop, "id", 1, 0.0, "n")) is None
+
+
+def test_recount_trusts_the_file(tmp_path: Path) -> None:
+    s = Spool(tmp_path / "ev.spool")
+    s.append(lines([ev(1), ev(2)]))
+    s.pending = 7  # out of step, e.g. after a write that failed half-way and could not be undone
+    s.recount()
+    assert s.pending == 2
+    s.commit(s.read(5).mark)
+    s.pending = 3
+    s.recount()
+    assert s.pending == 0 and s.path.stat().st_size == 0

@@ -142,7 +142,7 @@ class RedisStreamConsumer:
                 self.stats.errors += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
-                    await self._ensure_group()
+                    await self.ensure_group()
                     continue
                 if not isinstance(exc, (RedisError, OSError, TimeoutError)):
                     log.exception("event consumer failed", stream=self.stream)
@@ -155,7 +155,7 @@ class RedisStreamConsumer:
         """One round: own pending (first time), idle claims (when due), then new messages.
         Returns how many messages were handed to the handler."""
         if self._own_cursor is not None:
-            await self._ensure_group()
+            await self.ensure_group()
             return await self._read(self._own_cursor, block=False)
         done = 0
         now = time.monotonic()
@@ -229,7 +229,7 @@ class RedisStreamConsumer:
     async def _ack(self, ids: list[Any]) -> None:
         self.stats.acked += await self.redis.xack(self.stream, self.group, *ids)
 
-    async def _ensure_group(self) -> None:
+    async def ensure_group(self) -> None:
         try:
             await self.redis.xgroup_create(self.stream, self.group, id=self.start_id,
                                            mkstream=True)

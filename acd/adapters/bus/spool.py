@@ -194,6 +194,12 @@ class Spool:
         else:
             self._save_checkpoint(mark)
 
+    def recount(self) -> None:
+        """Count the complete lines left to replay again (and empty the spool if none)."""
+        self.pending = self._count_lines(self._read, self._size)
+        if not self.pending:
+            self._reset()
+
     def head_ts(self) -> float | None:
         """Publish time of the oldest line not yet replayed (None if empty or unreadable)."""
         if not self.pending or self._fd is None:
