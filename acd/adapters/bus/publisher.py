@@ -41,7 +41,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoPermissionError, ResponseError
+from redis.exceptions import NoPermissionError, RedisError, ResponseError
 
 from acd.adapters.bus.spool import Spool, SpoolMark, encode
 from acd.events import Event, EventBus
@@ -378,6 +378,8 @@ class RedisStreamPublisher:
 
     def _failed(self, exc: Exception, now: float) -> None:
         self._note_error("redis", exc)
+        if not isinstance(exc, (RedisError, OSError, TimeoutError)):
+            log.error("event publisher failed unexpectedly; retrying", exc_info=exc)
         self._backoff = min(self.backoff_max, max(self.backoff_min, self._backoff * 2))
         self._retry_at = now + self._backoff * random.uniform(0.8, 1.2)
         if self.stats.redis_up:
