@@ -4,8 +4,9 @@ Owns: Config, the one object every other package reads its settings from, load_c
 the order sections are built in. The sections themselves live beside it: acd.config_platform
 (sip, registrar, security, admin, store, events, logging), acd.config_trunks (accounts,
 trunks), acd.config_calls and acd.config_callsections (media, numbering, prompts, schedules,
-blacklist, hotlines, outbound_rules, voicemail) and acd.config_ivr (ivr); their public names
-are re-exported here. Parsing, line tracking and problem collection live in acd.yamlsource.
+blacklist, hotlines, outbound_rules, voicemail), acd.config_ivr (ivr) and acd.config_queues
+(agent_statuses, feature_codes, agents, queues); their public names are re-exported here.
+Parsing, line tracking and problem collection live in acd.yamlsource.
 
 To add a section: write its dataclass and a `name(f: Fields) -> Name` function in the module
 of its kind, add the field to Config and one line to `_build`. Lists are indexed from 0 in
@@ -63,6 +64,8 @@ from acd.config_platform import (
     Transport,
     split_host_port,
 )
+from acd.config_queues import SECTIONS as _QUEUE_SECTIONS
+from acd.config_queues import QueueConfig, queue_sections
 from acd.config_trunks import (
     Account,
     Trunk,
@@ -74,17 +77,18 @@ from acd.config_trunks import (
 )
 from acd.yamlsource import FILE, ConfigError, Node, Problem, Report, parse
 from ivr.model import IvrTree
+from queues.settings import AgentSettings
 
 __all__ = [
     "DIGEST_ALGORITHMS", "LOG_FORMATS", "LOG_LEVELS", "ROLES", "STORE_SCHEMES", "TRANSPORTS",
-    "Account", "AdminConfig", "AdminToken", "AuthBanConfig", "Blacklist", "Config",
-    "ConfigError", "Destination", "DigestAlgorithm", "EventsConfig", "HostPort", "Hotline",
-    "IvrTree", "ListenAddress", "LogFormat", "LogLevel", "LoggingConfig", "MediaConfig",
-    "Numbering", "OutboundRule", "Problem", "PromptsConfig", "QueueRef", "RegistrarConfig",
-    "Role", "Schedule", "SecurityConfig", "SipConfig", "SipTimers", "StoreConfig",
-    "Transport", "Trunk", "TrunkInbound", "TrunkInboundAuth", "TrunkOutbound",
-    "TrunkRegister", "TrunkSource", "VoicemailConfig", "changed_sections", "load_config",
-    "load_config_text", "split_host_port",
+    "Account", "AdminConfig", "AdminToken", "AgentSettings", "AuthBanConfig", "Blacklist",
+    "Config", "ConfigError", "Destination", "DigestAlgorithm", "EventsConfig", "HostPort",
+    "Hotline", "IvrTree", "ListenAddress", "LogFormat", "LogLevel", "LoggingConfig",
+    "MediaConfig", "Numbering", "OutboundRule", "Problem", "PromptsConfig", "QueueConfig",
+    "QueueRef", "RegistrarConfig", "Role", "Schedule", "SecurityConfig", "SipConfig",
+    "SipTimers", "StoreConfig", "Transport", "Trunk", "TrunkInbound", "TrunkInboundAuth",
+    "TrunkOutbound", "TrunkRegister", "TrunkSource", "VoicemailConfig", "changed_sections",
+    "load_config", "load_config_text", "split_host_port",
 ]
 
 
@@ -109,8 +113,12 @@ class Config:
     voicemail: VoicemailConfig | None = None
     accounts: tuple[Account, ...] = ()
     trunks: tuple[Trunk, ...] = ()
-    # Queues named by hotlines and IVR nodes, to check once queues are configured: the
-    # names in file order without repeats, and every place one is named.
+    agent_statuses: tuple[str, ...] = ()
+    feature_codes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    agents: Mapping[str, AgentSettings] = field(default_factory=lambda: MappingProxyType({}))
+    queues: Mapping[str, QueueConfig] = field(default_factory=lambda: MappingProxyType({}))
+    # Queues named by hotlines and IVR nodes (each checked against `queues`): the names in
+    # file order without repeats, and every place one is named.
     referenced_queues: tuple[str, ...] = ()
     queue_refs: tuple[QueueRef, ...] = ()
     source_path: Path | None = None  # None when loaded from text
@@ -174,7 +182,7 @@ _CALL_SECTIONS = ("media", "numbering", "prompts", "schedules", "blacklist", "ho
 
 def _build(root: Node, source_path: Path | None, digest: str, base_dir: Path) -> Config:
     f = root.fields(("node_id", "sip", "registrar", "security", "admin", "store", "events",
-                     "logging", *_CALL_SECTIONS, "accounts", "trunks"))
+                     "logging", *_CALL_SECTIONS, "accounts", "trunks", *_QUEUE_SECTIONS))
     accounts = people.accounts(f.opt_list("accounts"))
     trunks = people.trunks(f.opt_list("trunks"))
     refs = Refs(users={a.user for a in accounts},
@@ -183,6 +191,7 @@ def _build(root: Node, source_path: Path | None, digest: str, base_dir: Path) ->
                 outbound_trunks={t.name for t in trunks if t.outbound is not None})
     return Config(
         **call_sections(f, refs, base_dir),
+        **queue_sections(f, refs),  # after call_sections: reads the names it puts in refs
         node_id=f.opt_str("node_id", "acd", pattern=USER,
                           rule="must contain only letters, digits, '.', '_' and '-'"),
         sip=platform.sip(f.req_section("sip", ("listen", "domain", "realm", "user_agent", "timers",

@@ -62,8 +62,10 @@ def test_demo_call_sections() -> None:
     assert c.media == MediaConfig((20000, 29999), "127.0.0.1", "127.0.0.1", ("PCMU", "PCMA"),
                                   101)
     assert c.numbering == Numbering("84", "0", "00")
-    assert sorted(c.prompts.files) == ["blocked", "closed", "goodbye", "invalid",
-                                       "not_available", "voicemail", "welcome"]
+    assert sorted(c.prompts.files) == sorted([
+        "blocked", "closed", "goodbye", "invalid", "not_available", "voicemail", "welcome",
+        "queue_wait", "position_is", "in_queue", "wait_is", "less_than_a_minute", "minutes",
+        *(f"n{i}" for i in range(1, 11)), "status_available", "status_break"])
     assert c.prompts.files["welcome"] == DEMO.parent / "prompts" / "welcome.wav"
     office = c.schedules["office"]
     assert office.timezone == "Asia/Ho_Chi_Minh"
@@ -317,6 +319,8 @@ IVR_RULES = [
         "t.yaml:16: ivr.main.nodes.m.menu.choices.1: unknown node 'sale', did you mean "
         "'sales'?",
         "t.yaml:17: ivr.main.nodes.m.menu.on_timeout: unknown node 'gone'",
+        "t.yaml:18: ivr.main.nodes.q.queue: unknown queue 'sales'",
+        "t.yaml:19: ivr.main.nodes.sales.queue: unknown queue 'sales'",
         "t.yaml:19: ivr.main.nodes.sales: is unreachable from the start node 'm'"],
         id="references"),
     pytest.param("""\
@@ -367,6 +371,7 @@ IVR_RULES = [
         """, [
         "t.yaml:14: ivr.main.nodes.m.menu.timeout: must be > 0, got 0",
         "t.yaml:14: ivr.main.nodes.m.menu.max_invalid: must be an integer, got a string",
+        "t.yaml:15: ivr.main.nodes.q.queue: unknown queue 'q'",
         "t.yaml:16: ivr.main.nodes.z.unknown: unknown key (expected one of: play, menu, "
         "collect, time_condition, goto, back, top, queue, extension, voicemail, hangup)",
         "t.yaml:17: ivr.main.nodes.y: must have exactly one of play, menu, collect, "
@@ -396,6 +401,7 @@ IVR_RULES = [
         "'_'), got '1pin'",
         "t.yaml:18: ivr.main.nodes.c.collect.max_digits: must be >= min_digits (4), got 2",
         "t.yaml:19: ivr.main.nodes.c.collect.terminator: must be # or *, got '5'",
+        "t.yaml:20: ivr.main.nodes.q.queue: unknown queue 'q'",
         "t.yaml:20: ivr.main.nodes.q: is unreachable from the start node 'c'"],
         id="collect"),
     pytest.param("""\
@@ -452,6 +458,8 @@ def test_ivr_nodes_of_every_kind_load() -> None:
               top: {top: {}}
               closed: {play: {prompt: closed, next: bye}}
               bye: {hangup: }
+        agents: {"1001": {devices: ["1001"]}}
+        queues: {support: {members: ["1001"]}}
         """)
     nodes = c.ivr["main"].nodes
     m = nodes["m"]
