@@ -176,6 +176,21 @@ class LegMedia:
             self.endpoint.close()
 
 
+def melody(name: str, notes: list[tuple[float, int]], level: float = 0.2) -> Prompt:
+    """Music on hold without a file: notes (Hz, ms; 0 Hz = rest) with soft attack/decay."""
+    rate = 8000
+    pcm = bytearray()
+    for freq, ms in notes:
+        n = int(rate * ms / 1000)
+        fade = max(1, min(n // 4, 400))
+        for i in range(n):
+            env = min(1.0, i / fade, (n - i) / fade)
+            v = 0.0 if freq <= 0 else math.sin(2 * math.pi * freq * i / rate) + 0.3 * math.sin(
+                4 * math.pi * freq * i / rate)
+            pcm += struct.pack("<h", int(32767 * level * env * v / 1.3))
+    return Prompt(bytes(pcm), name)
+
+
 def tone(name: str, freqs: tuple[float, ...], on_ms: int, off_ms: int, repeat: int = 1,
          level: float = 0.25) -> Prompt:
     """A synthetic tone as a prompt: `repeat` times `on_ms` of the summed sines, `off_ms`

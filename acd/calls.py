@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from acd.callmedia import LegMedia, MediaConfig, MediaEngineLike, offer_is_ipv6, tone
+from acd.callmedia import (
+    LegMedia,
+    MediaConfig,
+    MediaEngineLike,
+    melody,
+    offer_is_ipv6,
+    tone,
+)
 from acd.config import Account, Trunk
 from acd.registrations import binding_target
 from media.prompt import PromptCache
@@ -42,6 +49,10 @@ log = structlog.get_logger("acd.calls")
 BEEP = tone("beep", (1000.0,), 300, 100)
 # ITU-T E.180 ringback for the caller who is already answered (IVR -> extension): 425 Hz
 RINGBACK = tone("ringback", (425.0,), 1000, 4000)
+# a slow arpeggio in C major: music on hold that needs no file and carries no rights issue
+_C, _E, _G, _A, _C5 = 261.63, 329.63, 392.0, 440.0, 523.25
+MOH = melody("moh", [(_C, 400), (_E, 400), (_G, 400), (_C5, 800), (0, 200), (_A, 400),
+                     (_G, 400), (_E, 400), (_C, 800), (0, 400)])
 
 # SIP status for the caller when every leg we placed failed with this status
 _FAILURE_FOR_CALLER = {486: 486, 600: 486, 603: 603, 404: 404, 484: 484, 488: 488}
@@ -68,6 +79,8 @@ class Leg:
     party: str = ""
     trunk: str | None = None
     answered_at: float | None = None
+    offer_id: int | None = None  # a queue offer this leg rings for
+    agent: str | None = None
 
 
 @dataclass(eq=False)
@@ -96,6 +109,8 @@ class Call:
     variables: dict[str, str] = field(default_factory=dict)
     after_prompt: Callable[[], None] | None = None
     voicemail: Any = None
+    queue: str | None = None
+    busy_devices: set[str] = field(default_factory=set)  # agents' devices on this call
     ringback: bool = False
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -220,6 +235,11 @@ class Call:
         if self.voicemail is not None:
             self.voicemail.stop()
         self.service.ivr.stop(self)  # its per-call prompt bookkeeping goes with the call
+        queues = self.engine.queues
+        # the distributor hears first, so it cancels this caller's offers itself
+        queues.caller_gone(self)
+        for device in self.busy_devices:
+            queues.device_free(device, self.ref)
         for leg in [self.caller, *self.callees]:
             if leg.session.active:
                 leg.session.hangup()
@@ -234,6 +254,8 @@ class Call:
             "account": self.account, "trunk": self.trunk, "sip_call_id": self.sip_call_id,
             "answered": self.answered is not None,
             "connected_to": self.connected.party if self.connected else None,
+            "queue": self.queue,
+            "agent": self.connected.agent if self.connected else None,
             "duration": round(now - self.started, 3),
             "talk_time": round(talk, 3),
             "ring_time": round(((self.connected.answered_at or now) - self.started)
@@ -281,6 +303,11 @@ class Call:
             self._log("unusable SDP answer from callee", party=leg.party)
             session.hangup()
             return
+        self.connect(leg)
+
+    def connect(self, leg: Leg) -> None:
+        """`leg` answered and wins: stop everything else and bridge it with the caller."""
+        assert leg.media is not None
         leg.answered_at = self.engine.clock.now()
         self.connected = leg
         self.cancel_timer("ring")
@@ -293,8 +320,9 @@ class Call:
         caller_ep = self.caller_media.endpoint
         caller_ep.stop_play()
         caller_ep.bridge(leg.media.endpoint)
-        self._log("connected", party=leg.party)
-        self.emit("call.connected", {"party": leg.party, "trunk": leg.trunk})
+        self._log("connected", party=leg.party, agent=leg.agent, queue=self.queue)
+        self.emit("call.connected", {"party": leg.party, "trunk": leg.trunk,
+                                     "agent": leg.agent, "queue": self.queue})
 
     def on_offer(self, session: InviteSession, sdp: bytes) -> bytes | None:
         leg = self.caller if session is self.caller.session else self._leg_of(session)
@@ -354,7 +382,7 @@ class CallService:
     def load_prompts(self, config: Any) -> None:
         """Decode the configured prompts (blocking, small files: at start and on reload) and
         add the tones we synthesise. A file that fails keeps its previous version."""
-        prompts: dict[str, Any] = {"beep": BEEP, "ringback": RINGBACK}
+        prompts: dict[str, Any] = {"beep": BEEP, "ringback": RINGBACK, "moh": MOH}
         for name, path in config.prompts.files.items():
             try:
                 prompts[name] = self._prompt_cache.get(path)
@@ -434,6 +462,9 @@ class CallService:
             call._log("no acceptable media in the offer")
             call.reject(488)
             return
+        if account is not None:
+            call.busy_devices.add(account.user)
+            eng.queues.device_busy(account.user, call.ref)
         self.run(call, dest)
 
     def route(self, req: Request, trunk: Trunk | None, account: Account | None
@@ -450,6 +481,8 @@ class CallService:
             return _from_inbound(route), caller, dialled, dialled
         assert account is not None
         caller = account.user
+        if dialled in getattr(cfg, "feature_codes", {}):
+            return Destination("feature", dialled), caller, dialled, None
         if dialled in self.engine.auth.accounts:
             return Destination("extension", dialled), caller, dialled, None
         if dialled in cfg.hotlines:
@@ -478,9 +511,9 @@ class CallService:
             if call.answer_caller():
                 self.ivr.start(call, dest.target)
         elif kind == "queue":
-            # queues arrive with the ACD: until then say so honestly and end the call
-            call._log("queue not available", queue=dest.target)
-            call.hangup_after(["not_available"])
+            self.engine.queues.join(call, dest.target)
+        elif kind == "feature":
+            self.feature_code(call, dest.target)
         elif kind == "extension":
             self.ring_extension(call, dest.target)
         elif kind == "voicemail":
@@ -497,6 +530,18 @@ class CallService:
         else:
             call.reject(500)
 
+    def feature_code(self, call: Call, code: str) -> None:
+        """*21 / *22 style codes: set the dialling agent's status, confirm, hang up."""
+        status = self.engine.config.feature_codes[code]
+        agent = self.engine.queues.device_agent.get(call.account or "")
+        if agent is None:
+            call._log("feature code from a device that is no agent's", code=code)
+            call.reject(403, "Forbidden (not an agent)")
+            return
+        self.engine.queues.set_status(agent, status, reason=f"feature code {code}")
+        prompt = f"status_{status}"
+        call.hangup_after([prompt if prompt in self.prompts else "beep"])
+
     # placing calls -----------------------------------------------------------------------
     def ring_extension(self, call: Call, ext: str) -> None:
         bindings = self.engine.registrations.registrar.lookup(ext)
@@ -508,6 +553,8 @@ class CallService:
                 call.hangup_after(["not_available"])
             return
         domain = self.engine.config.sip.domain
+        call.busy_devices.add(ext)
+        self.engine.queues.device_busy(ext, call.ref)
         for b in bindings:
             if not isinstance(b.uri, SipURI):
                 continue
@@ -541,8 +588,10 @@ class CallService:
 
     def place(self, call: Call, ruri: SipURI, target: Address, *, party: str, to_uri: str,
               from_user: str, display: str | None = None, from_domain: str | None = None,
-              trunk: str | None = None, extra: tuple[tuple[str, str], ...] = ()) -> Leg | None:
-        """Send an INVITE for `call` to `ruri` at `target`, with a fresh RTP endpoint."""
+              trunk: str | None = None, extra: tuple[tuple[str, str], ...] = (),
+              start: bool = True) -> Leg | None:
+        """Send an INVITE for `call` to `ruri` at `target`, with a fresh RTP endpoint
+        (`start=False`: built but not sent, for a caller that sets its listener first)."""
         eng = self.engine
         assert self.media is not None
         try:
@@ -576,7 +625,8 @@ class CallService:
         call.callees.append(leg)
         call._log("placing call", party=party, target=f"{target[0]}:{target[1]}:{target[2]}",
                   ruri=str(ruri))
-        session.start()
+        if start:
+            session.start()
         return leg
 
     def callee_failed(self, call: Call, leg: Leg, reason: str, status: int | None) -> None:
@@ -596,6 +646,20 @@ class CallService:
             call.reject(code)
         else:
             call.hangup_after(["not_available"])
+
+    # views --------------------------------------------------------------------------------
+    def snapshot(self) -> list[dict[str, Any]]:
+        now = self.engine.clock.now()
+        return [{
+            "call": c.ref, "sip_call_id": c.sip_call_id, "direction": c.direction,
+            "from": c.from_number, "to": c.to_number, "hotline": c.hotline,
+            "account": c.account, "trunk": c.trunk, "queue": c.queue,
+            "state": ("connected" if c.connected else "queued" if c.queue
+                      else "ivr" if c.walker else "ringing" if c.callees else "routing"),
+            "agent": c.connected.agent if c.connected else None,
+            "connected_to": c.connected.party if c.connected else None,
+            "duration": round(now - c.started, 1),
+        } for c in self.calls.values()]
 
     # engine hooks ------------------------------------------------------------------------
     def shutdown(self) -> None:

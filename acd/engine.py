@@ -25,6 +25,7 @@ from acd.clock import Clock
 from acd.config import Config, ListenAddress
 from acd.events import EventBus
 from acd.metrics import Metrics
+from acd.queueing import QueueService
 from acd.registrations import RegistrationService
 from acd.trunks import TrunkService
 from sip.builder import IdSource, make_response_from_headers
@@ -96,6 +97,7 @@ class Engine:
         self.trunks = TrunkService(self, config)
         self.calls = CallService(self, media)
         self.calls.load_prompts(config)
+        self.queues = QueueService(self)
         self._handlers: dict[str, Callable[[ServerTransaction, Request], None]] = {
             "REGISTER": self.registrations.on_register,
             "OPTIONS": self._on_options,
@@ -114,6 +116,7 @@ class Engine:
         self.registrations.apply_config(config)
         self.trunks.apply_config(config)
         self.calls.load_prompts(config)
+        self.queues.apply_config(config)
 
     def store_submit(self, op: StoreOp) -> None:
         if self._store_submit is not None:

@@ -161,6 +161,8 @@ class RegistrationService:
 
     def _apply_changes(self, changes: list[BindingChange], call_id: str | None) -> None:
         eng = self.engine
+        aors = {ch.binding.aor for ch in changes
+                if ch.kind is not ChangeKind.REFRESHED}
         for ch in changes:
             b = ch.binding
             if ch.kind is ChangeKind.ADDED or ch.kind is ChangeKind.REFRESHED:
@@ -180,6 +182,10 @@ class RegistrationService:
             if ch.kind is not ChangeKind.REFRESHED:
                 log.info(f"binding {ch.kind.value}", aor=b.aor, contact=b.contact, src=b.source,
                          call_id=call_id, reason=ch.reason or None)
+        queues = getattr(eng, "queues", None)
+        if queues is not None:
+            for aor in aors:  # presence: a device counts while it has any binding
+                queues.presence(aor, bool(self.registrar.lookup(aor)))
 
     def expire(self) -> None:
         changes = self.registrar.expire(self.engine.clock.wall())
@@ -201,6 +207,10 @@ class RegistrationService:
                 log.warning("dropping unparseable stored binding", aor=r.aor, contact=r.contact)
                 self.engine.store_submit(DeleteBinding(r.aor, r.contact))
         self.engine.metrics.bindings.set(len(self.registrar))
+        queues = getattr(self.engine, "queues", None)
+        if queues is not None:
+            for aor in self.registrar.aors():
+                queues.presence(aor, True)
         return n
 
     # qualify -----------------------------------------------------------------------------

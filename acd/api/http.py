@@ -15,6 +15,8 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from acd.queueing import QueueTuningError
+
 if TYPE_CHECKING:
     from acd.runtime.daemon import Daemon
 
@@ -24,6 +26,17 @@ log = structlog.get_logger("acd.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _PUBLIC = ("/healthz", "/metrics")
+
+
+async def _json_body(request: web.Request) -> Any:
+    """The request's JSON object, or the 422 answering a body that is not one."""
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        return _json_error(422, "invalid", {"field": "(body)", "reason": f"not JSON: {exc}"})
+    if not isinstance(body, dict):
+        return _json_error(422, "invalid", {"field": "(body)", "reason": "must be an object"})
+    return body
 
 
 def _json_error(status: int, error: str, detail: Any = None) -> web.Response:
@@ -44,6 +57,13 @@ class AdminApi:
         r.add_get("/registrations", self.registrations)
         r.add_get("/trunks", self.trunks)
         r.add_post("/config/reload", self.reload)
+        r.add_get("/queues", self.queues)
+        r.add_get("/queues/{name}", self.queue)
+        r.add_patch("/queues/{name}", self.patch_queue)
+        r.add_get("/agents", self.agents)
+        r.add_get("/agents/{id}", self.agent)
+        r.add_put("/agents/{id}/status", self.put_agent_status)
+        r.add_get("/calls", self.calls)
         self._runner: web.AppRunner | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -111,6 +131,60 @@ class AdminApi:
 
     async def trunks(self, request: web.Request) -> web.Response:
         return web.json_response({"items": self.daemon.engine.trunks.snapshot(), "next": None})
+
+    async def calls(self, request: web.Request) -> web.Response:
+        return web.json_response({"items": self.daemon.engine.calls.snapshot(), "next": None})
+
+    async def queues(self, request: web.Request) -> web.Response:
+        return web.json_response({"items": self.daemon.engine.queues.snapshot_queues(),
+                                  "next": None})
+
+    async def queue(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        for q in self.daemon.engine.queues.snapshot_queues():
+            if q["name"] == name:
+                return web.json_response(q)
+        return _json_error(404, "not found", f"no queue {name!r}")
+
+    async def patch_queue(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body = await _json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            self.daemon.engine.queues.tune(name, body)
+        except KeyError:
+            return _json_error(404, "not found", f"no queue {name!r}")
+        except QueueTuningError as exc:
+            return _json_error(422, "invalid", {"field": exc.field, "reason": exc.reason})
+        return await self.queue(request)
+
+    async def agents(self, request: web.Request) -> web.Response:
+        return web.json_response({"items": self.daemon.engine.queues.snapshot_agents(),
+                                  "next": None})
+
+    async def agent(self, request: web.Request) -> web.Response:
+        aid = request.match_info["id"]
+        for a in self.daemon.engine.queues.snapshot_agents():
+            if a["id"] == aid:
+                return web.json_response(a)
+        return _json_error(404, "not found", f"no agent {aid!r}")
+
+    async def put_agent_status(self, request: web.Request) -> web.Response:
+        aid = request.match_info["id"]
+        body = await _json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        status = body.get("status") if isinstance(body, dict) else None
+        q = self.daemon.engine.queues
+        if aid not in q.dist.agents():
+            return _json_error(404, "not found", f"no agent {aid!r}")
+        allowed = q.statuses()
+        if not isinstance(status, str) or status not in allowed:
+            return _json_error(422, "invalid", {
+                "field": "status", "reason": f"must be one of {', '.join(allowed)}"})
+        q.set_status(aid, status, reason="api")
+        return await self.agent(request)
 
     async def reload(self, request: web.Request) -> web.Response:
         problems = self.daemon.reload()

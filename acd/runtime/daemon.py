@@ -18,13 +18,14 @@ from pathlib import Path
 
 import structlog
 
+from acd.adapters.bus import PublisherCollector, make_bus
 from acd.adapters.store import Store, WriteBehind
 from acd.api.http import AdminApi
+from acd.callmedia import DualStackMedia
 from acd.clock import SystemClock
 from acd.config import Config, ConfigError, Problem, changed_sections, load_config
 from acd.engine import Engine
 from acd.logs import configure_logging
-from acd.callmedia import DualStackMedia
 from acd.runtime.media import MediaEngine
 from acd.runtime.transport import SipTransports
 from sip.timers import Timers
@@ -111,9 +112,13 @@ class Daemon:
         self.media = DualStackMedia(
             MediaEngine(loop, cfg.media.bind, (lo, mid - 1 if v6_host else hi), self.clock),
             MediaEngine(loop, v6_host, (mid, hi), self.clock) if v6_host else None)
+        bus, self.publisher = make_bus(cfg.events, cfg.node_id, self.clock.wall)
         self.engine = Engine(cfg, clock=self.clock, network=self.transports, timers=timers,
                              store_submit=writer.submit, secret=_nonce_secret(NONCE_KEY_FILE),
-                             media=self.media)
+                             media=self.media, bus=bus)
+        if self.publisher is not None:
+            self.engine.metrics.registry.register(PublisherCollector(self.publisher))
+            await self.publisher.start()
         self.writer = writer
         eng = self.engine
         self.transports.on_transport_error = eng.layer.transport_error
@@ -129,6 +134,8 @@ class Daemon:
             await self.transports.close()
             self.media.close()
             await admin.stop()
+            if self.publisher is not None:
+                await self.publisher.stop()
             await writer.close()
             await store.close()
             driver.close()
@@ -154,6 +161,8 @@ class Daemon:
             eng.calls.shutdown()
             await asyncio.sleep(0.2)  # let the BYEs leave
         eng.trunks.stop()
+        if self.publisher is not None:
+            await self.publisher.stop()
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker

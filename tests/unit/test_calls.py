@@ -215,18 +215,22 @@ def test_ringback_plays_to_the_answered_caller_while_the_agent_rings() -> None:
     assert caller_ep.bridged_to is rig.media.allocated[1]
 
 
-def test_dtmf_1_goes_to_the_queue_which_says_not_available_and_hangs_up() -> None:
+def test_dtmf_1_puts_the_caller_in_the_sales_queue_on_music_until_they_hang_up() -> None:
     rig = CallRig()
     c, caller_ep = ivr_call(rig)
     caller_ep.dtmf("1")
-    assert caller_ep.played() == [("welcome",), ("not_available",)]
-    assert c.read() == []  # nothing before the prompt has played
-    caller_ep.finish_prompt()
-    bye_to(c)
+    # nobody of sales is registered: the caller waits on music on hold (join_empty: never)
+    assert caller_ep.played() == [("welcome",), ("moh",)]
+    (entered,) = rig.events_of("queue.entered")
+    assert entered.data["queue"] == "sales" and entered.data["position"] == 1
+    assert c.bye()[0].status == 200
     data = ended(rig)
-    assert (data["reason"], data["hangup_by"]) == ("played", "engine")
-    entered = [e.data["node"] for e in rig.events_of("ivr.entered")]
-    assert entered == ["welcome", "sales"]
+    assert (data["reason"], data["hangup_by"], data["queue"]) == (
+        "caller hung up", "caller", "sales")
+    (abandoned,) = rig.events_of("queue.abandoned")
+    assert abandoned.data["queue"] == "sales"
+    entered_nodes = [e.data["node"] for e in rig.events_of("ivr.entered")]
+    assert entered_nodes == ["welcome", "sales"]
     nothing_left(rig)
 
 
@@ -266,11 +270,11 @@ def test_two_menu_timeouts_go_to_the_sales_queue() -> None:
     rig.advance(0.1)  # the menu's 5 s timeout: the prompt again
     assert caller_ep.played() == [("welcome",), ("welcome",)]
     caller_ep.finish_prompt()
-    rig.advance(5.0)  # second timeout: on_timeout sales, a queue, not available
-    assert caller_ep.played()[-1] == ("not_available",)
-    caller_ep.finish_prompt()
-    bye_to(c)
-    assert ended(rig)["reason"] == "played"
+    rig.advance(5.0)  # second timeout: on_timeout sales
+    assert caller_ep.played()[-1] == ("moh",)
+    assert [e.data["queue"] for e in rig.events_of("queue.entered")] == ["sales"]
+    assert c.bye()[0].status == 200
+    assert ended(rig)["reason"] == "caller hung up"
     nothing_left(rig)
 
 
@@ -304,15 +308,24 @@ def test_caller_hanging_up_in_the_ivr_leaves_no_timer_behind() -> None:
 # -- other hotlines ---------------------------------------------------------------------------
 
 
-def test_queue_hotline_19002000_plays_not_available() -> None:
+def test_queue_hotline_19002000_waits_in_sales_and_overflows_to_voicemail_at_max_wait(
+) -> None:
     rig = CallRig()
     c = Phone.trunk(rig).call("19002000")
     assert c.statuses == [100, 200]
     c.ack()
     ep = rig.media.allocated[0]
-    assert ep.played() == [("not_available",)]
+    assert ep.played() == [("moh",)]
+    rig.advance(119.0)
+    assert rig.events_of("queue.timeout") == []
+    rig.advance(1.5)  # sales: max_wait 120 s -> voicemail sales
+    assert [e.data["queue"] for e in rig.events_of("queue.timeout")] == ["sales"]
+    assert ep.played()[-1] == ("voicemail", "beep")
     ep.finish_prompt()
-    bye_to(c)
+    assert ep.count("record") == 1
+    assert c.bye()[0].status == 200
+    (vm,) = rig.events_of("voicemail.recorded")
+    assert vm.data["mailbox"] == "sales"
     nothing_left(rig)
 
 
