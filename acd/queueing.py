@@ -129,8 +129,14 @@ class QueueService:
             out += self.dist.remove_queue(name, now)
         for aid in set(self.dist.agents()) - set(agents):
             out += self.dist.remove_agent(aid, now)
+        known = set(self.dist.agents())
         for settings in agents.values():
             out += self.dist.update_agent(settings, now)
+            if settings.agent not in known:
+                # a configured agent starts available: a registered phone is ready to take
+                # calls until the agent says otherwise (*22, the admin API)
+                out += self.dist.set_availability(settings.agent, "available", now,
+                                                  "configured")
         for qc in queues.values():
             out += self.dist.update_queue(qc.settings, now)
         self.device_agent = {d: a.agent for a in agents.values() for d in a.devices}
@@ -237,8 +243,9 @@ class QueueService:
             data.setdefault("hotline", call.hotline)
             data.setdefault("from", call.from_number)
         self.engine.bus.emit(ev.type, data, call_id=ref if isinstance(ref, str) else None)
-        if ev.type.startswith("agent."):
-            log.info(ev.type, **{k: v for k, v in data.items() if k != "event"})
+        sip_call_id = call.sip_call_id if call is not None else None
+        log.info(ev.type, call_id=sip_call_id, **{k: v for k, v in data.items()
+                                                   if k not in ("event", "call_id")})
 
     def _offer(self, o: Offer) -> None:
         call = self.callers.get(o.caller)

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import subprocess
 import sys
@@ -88,7 +89,7 @@ def concurrency_step(sipp: str, sipp_dir: Path, daemon: Daemon, n: int, hold: fl
     total = 0
     for s in streams:
         times = s.times[5:]  # skip the start-up of each stream
-        for a, b in zip(times, times[1:], strict=False):
+        for a, b in itertools.pairwise(times):
             gap = b - a
             deviations.append(abs(gap - 0.020) * 1000)
             late += gap > 0.060
