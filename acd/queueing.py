@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from acd.calls import Call, Destination, Leg
+from acd.queuemetrics import QueueCollector
 from acd.registrations import binding_target
 from queues.distributor import Distributor
 from queues.outputs import (
@@ -114,6 +115,7 @@ class QueueService:
         self._timer_at: float | None = None
         self._external: dict[str, set[str]] = {}  # agent -> refs of their non-queue calls
         self.apply_config(engine.config)
+        engine.metrics.registry.register(QueueCollector(self))
 
     @property
     def now(self) -> float:
