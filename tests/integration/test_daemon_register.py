@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require
 from tests.integration.harness import Daemon, free_port, run_sipp
 
 pytestmark = pytest.mark.integration
@@ -69,8 +70,34 @@ def test_load_2000_registrations_at_200_per_second(daemon: Daemon, tmp_path: Pat
     assert r.count("FailedCall(C)") == 0
 
 
-def test_bindings_survive_restart(tmp_path: Path) -> None:
-    d = Daemon.demo(tmp_path / "daemon").start()
+def _postgres_url(tmp_path: Path) -> str:
+    """A fresh PostgreSQL schema for one daemon (the shared `test` database stays clean)."""
+    import asyncio
+
+    import asyncpg
+
+    schema = f"acd_daemon_{tmp_path.name[-20:].replace('-', '_').lower()}"
+
+    async def make() -> None:
+        conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test", timeout=3)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            await conn.execute(f'CREATE SCHEMA "{schema}"')
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(make())
+    except (OSError, asyncpg.PostgresError) as exc:
+        require(False, f"PostgreSQL on 127.0.0.1:5432 is not reachable: {exc}")
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/test?schema={schema}"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                              marks=pytest.mark.postgres)])
+def test_bindings_survive_restart(tmp_path: Path, backend: str) -> None:
+    url = _postgres_url(tmp_path) if backend == "postgres" else None
+    d = Daemon.demo(tmp_path / "daemon", store_url=url).start()
     try:
         r = run_sipp("register-only.xml", d.sip, tmp_path, "-m", "1", "-key", "user", "1003",
                      "-key", "expires", "600", "-key", "contact_port", "5997",

@@ -147,6 +147,14 @@ def _trunk_params(row: TrunkStateRow) -> dict[str, Any]:
 def _create_engine(url: str, connect_args: dict[str, Any], busy_timeout_ms: int) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
+        # `?schema=name` in the URL keeps our tables in a PostgreSQL schema of their own
+        # (asyncpg takes the search path only as a dict, which a URL cannot carry)
+        schema = parsed.query.get("schema")
+        if isinstance(schema, str) and schema:
+            parsed = parsed.difference_update_query(["schema"])
+            settings = dict(connect_args.get("server_settings", {}))
+            settings.setdefault("search_path", schema)
+            connect_args = {**connect_args, "server_settings": settings}
         # Connections die with PostgreSQL restarts and failovers; ping before use so a
         # stale pool costs a reconnect, not a failed batch.
         return create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
