@@ -100,6 +100,7 @@ class InviteSession:
         self._timers: dict[str, TimerHandle] = {}
         self.session_expires: int | None = None
         self.tag: object = None  # for the listener's own bookkeeping
+        self._hangup_pending = False  # hung up while our 2xx waits for its ACK
 
     # helpers -----------------------------------------------------------------------------
     @property
@@ -144,7 +145,12 @@ class InviteSession:
     # commands ----------------------------------------------------------------------------
     def hangup(self) -> None:
         """End the call from our side: BYE once confirmed (subclasses handle earlier states)."""
-        if self.state in (SessionState.CONFIRMED, SessionState.ANSWERED):
+        if self.state is SessionState.ANSWERED:
+            # §15: no BYE before the ACK of our 2xx (or its 64*T1 timeout), or the BYE may
+            # overtake the 2xx and the caller be left with a call we think is over
+            self._hangup_pending = True
+            return
+        if self.state is SessionState.CONFIRMED:
             self._send_in_dialog("BYE")
             self._terminate("hangup")
 
@@ -284,6 +290,10 @@ class InviteSession:
             self._cancel_timer("2xx")
             self._cancel_timer("2xx-deadline")
             self.state = SessionState.CONFIRMED
+            if self._hangup_pending:
+                self._send_in_dialog("BYE")
+                self._terminate("hangup")
+                return
             if req.body:  # late offer: our 2xx carried the offer, the ACK the answer
                 self.remote_sdp = req.body
             self.listener.on_answered(self, self.remote_sdp)

@@ -244,6 +244,12 @@ class CallRig(Rig):
             "endpoints": self.media.open_endpoints,
             "ivr prompt tokens": dict(eng.calls.ivr._prompt_token),
         }
+        queues = getattr(eng, "queues", None)
+        if queues is not None:  # the ACD's per-call bookkeeping
+            state["queue callers"] = dict(queues.callers)
+            state["queue offers"] = dict(queues.offers)
+            state["queue calls"] = dict(queues.agent_calls)
+            state["agents busy elsewhere"] = {a: r for a, r in queues._external.items() if r}
         return {k: v for k, v in state.items() if v}
 
 

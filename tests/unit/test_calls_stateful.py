@@ -119,7 +119,7 @@ class CallMachine(RuleBasedStateMachine):
             self.caller.ack_failure()
         self.poll()
 
-    @rule(digit=st.sampled_from(["1", "9", "9", "5", "#"]), info=st.booleans())
+    @rule(digit=st.sampled_from(["1", "2", "9", "9", "5", "#"]), info=st.booleans())
     def caller_presses(self, digit: str, info: bool) -> None:
         if info:
             if self.caller_answered() and not self.caller_gone:

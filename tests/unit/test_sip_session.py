@@ -1035,3 +1035,30 @@ class UacLeg(RuleBasedStateMachine):
 
 TestUacLeg = UacLeg.TestCase
 TestUacLeg.settings = settings(max_examples=150, stateful_step_count=25, deadline=None)
+
+
+def test_uas_hangup_before_the_ack_waits_for_it_then_byes() -> None:
+    # §15: the callee's UA MUST NOT send BYE before the ACK (or the 2xx timing out)
+    host, caller, session = uas_session()
+    session.answer(ANSWER)
+    host.take()
+    session.hangup()
+    assert requests(host.take(), "BYE") == []
+    assert session.active and host.sessions  # the ACK must still find the dialog
+    assert statuses(host.advance(0.5)) == [200]  # and the 2xx keeps going until then
+    out = caller.ack()
+    (bye,) = requests(out, "BYE")
+    assert bye.to.tag == "callertag"
+    assert host.listener.events == [("terminated", "hangup", None)]
+    assert host.sessions == {}
+    assert responses(host.advance(10.0)) == []  # no more 200s
+
+
+def test_uas_hangup_before_an_ack_that_never_comes_byes_at_64_t1() -> None:
+    host, _caller, session = uas_session()
+    session.answer(ANSWER)
+    session.hangup()
+    host.take()
+    out = host.advance_to(START + 64 * T1)
+    assert len(requests(out, "BYE")) == 1
+    assert host.listener.events == [("terminated", "no-ack", 408)]
