@@ -117,3 +117,34 @@ def test_outbound_call_leaves_through_demo_trunk_as_e164_with_hotline_caller_id(
     assert first_line.startswith("INVITE sip:84912345678@"), first_line
     from_line = next(ln for ln in invite.splitlines() if ln.lower().startswith("from:"))
     assert "sip:19001000@" in from_line, from_line
+
+
+def test_baresip_agent_answers_a_queue_call_with_two_way_audio(tmp_path: Path) -> None:
+    d = Daemon.demo(tmp_path / "d").start()
+    peers: list[Baresip] = []
+    try:
+        agent = start_baresip("agent", tmp_path / "a1001", server=d.sip, user="1001",
+                              password="pass1001", listen_port=free_port(),
+                              rtp_ports="45260-45279", ctrl_port=free_port(),
+                              play_wav=tone_wav(tmp_path / "a1001.wav", 2.0, 1300.0))
+        peers.append(agent)
+        _wait_registered(d, "1001")
+        # 1002 calls the sales hotline: it is busy on its own call, so sales offers 1001
+        caller = start_baresip("caller", tmp_path / "c1002", server=d.sip, user="1002",
+                               password="pass1002", listen_port=free_port(),
+                               rtp_ports="45280-45299", ctrl_port=free_port(),
+                               play_wav=tone_wav(tmp_path / "c1002.wav", 2.0, 600.0))
+        peers.append(caller)
+        res = _bctl(caller.ctrl_port, "call", f"sip:19002000@{d.sip}", "--hold", "6")
+        assert res.returncode == 0, res.stdout[-3000:] + d.log()[-3000:]
+        time.sleep(1.0)
+    finally:
+        for p in peers:
+            p.stop()
+        time.sleep(0.5)
+        assert d.stop() == 0
+    connected = [e for e in d.log_events() if e.get("event") == "connected"]
+    assert connected and connected[0]["agent"] == "1001" and connected[0]["queue"] == "sales"
+    assert _tone_level(_heard(agent), 600) > 0.3
+    # the caller heard music on hold first, then the agent's tone
+    assert _tone_level(_heard(caller), 1300) > 0.1
