@@ -240,7 +240,10 @@ class QueueService:
     def _event(self, ev: QueueEvent) -> None:
         data = dict(ev.data)
         ref = data.get("caller")
-        call = self.callers.get(ref) if isinstance(ref, str) else None
+        # a caller that just left the queue (connected, hung up) is no longer in self.callers
+        # but its call still exists: its events carry hotline and from all the same
+        call = (self.callers.get(ref) or self.engine.calls.calls.get(ref)) \
+            if isinstance(ref, str) else None
         if call is not None:
             data.setdefault("hotline", call.hotline)
             data.setdefault("from", call.from_number)
