@@ -54,6 +54,9 @@ _C, _E, _G, _A, _C5 = 261.63, 329.63, 392.0, 440.0, 523.25
 MOH = melody("moh", [(_C, 400), (_E, 400), (_G, 400), (_C5, 800), (0, 200), (_A, 400),
                      (_G, 400), (_E, 400), (_C, 800), (0, 400)])
 
+# how long an extension rings before the caller is told nobody answers (480)
+EXTENSION_RING_TIMEOUT = 60.0
+
 # SIP status for the caller when every leg we placed failed with this status
 _FAILURE_FOR_CALLER = {486: 486, 600: 486, 603: 603, 404: 404, 484: 484, 488: 488}
 
@@ -564,6 +567,17 @@ class CallService:
                        display=call.from_number)
         if not call.callees:
             call.reject(480)
+            return
+        call.after("ring", EXTENSION_RING_TIMEOUT, lambda: self._ring_timeout(call))
+
+    def _ring_timeout(self, call: Call) -> None:
+        """Nobody answered the extension in time: stop ringing; the caller gets 480."""
+        if call.connected is not None or call.is_over:
+            return
+        call._log("extension ring timeout", seconds=EXTENSION_RING_TIMEOUT)
+        for leg in call.callees:
+            if leg.session.active:
+                leg.session.hangup()  # CANCEL; callee_failed answers the caller
 
     def next_trunk(self, call: Call) -> None:
         while call.pending_trunks:

@@ -194,8 +194,28 @@ class AbsoluteURI:
 URI = SipURI | AbsoluteURI
 
 
+_URI_CACHE: dict[str, URI] = {}
+
+
 def parse_uri(text: str) -> URI:
-    """Parse a URI; raise URIError if it is malformed."""
+    """Parse a URI; raise URIError if it is malformed.
+
+    The same few URIs arrive again and again (each phone's AOR, our own address), so
+    parses are remembered; every call still returns a fresh object the caller may change."""
+    hit = _URI_CACHE.get(text)
+    if hit is not None:
+        if isinstance(hit, SipURI):
+            return SipURI(hit.scheme, hit.host, hit.user, hit.password, hit.port,
+                          list(hit.params), hit.headers)
+        return AbsoluteURI(hit.scheme, hit.opaque)
+    uri = _parse_uri(text)
+    if len(_URI_CACHE) < 16384:  # bounded: URIs come from the network
+        _URI_CACHE[text] = uri
+        return parse_uri(text)  # the cached one stays private
+    return uri
+
+
+def _parse_uri(text: str) -> URI:
     colon = text.find(":")
     if colon <= 0:
         raise URIError(f"no scheme in {text!r}")
