@@ -53,7 +53,7 @@ class Ring:
         return ep
 
     def methods(self) -> list[str]:
-        self.phone.poll()
+        self.phone._sort()
         return [r.method for r in self.requests]
 
     @property
@@ -64,28 +64,28 @@ class Ring:
     def ring(self) -> None:
         self.call.ring()
         self.state = "ringing"
-        self.phone.poll()
+        self.phone._sort()
 
     def answer(self) -> None:
         self.call.answer()
         self.state = "answered"
-        self.phone.poll()
+        self.phone._sort()
 
     def refuse(self, status: int) -> None:
         """A final error response; the engine's ACK of it is hop-by-hop (not kept here)."""
         self.call.respond(status)
         self.state = "refused"
-        self.phone.poll()
+        self.phone._sort()
 
     def bye(self) -> None:
         self.call.bye()
         self.state = "byed"
-        self.phone.poll()
+        self.phone._sort()
 
     def handle(self) -> None:
         """Answer the engine's BYE and CANCEL as a well-behaved phone: 200 to each; 487 to the
         INVITE when a CANCEL found it unanswered."""
-        self.phone.poll()
+        self.phone._sort()
         for req in self.requests[self._handled:]:
             if req.method == "BYE":
                 self.call.respond(200, to=req)
@@ -97,7 +97,7 @@ class Ring:
                     self.call.respond(487)
                     self.state = "cancelled"
         self._handled = len(self.requests)
-        self.phone.poll()
+        self.phone._sort()
 
 
 class AgentPhone:
@@ -111,6 +111,7 @@ class AgentPhone:
         self.phone = Phone(rig, user, port=port, rtp_port=rtp_port or 30000 + 2 * port)
         self.rings: list[Ring] = []
         self._by_call: dict[str, Ring] = {}
+        self._fresh: list[Ring] = []
         if register:
             self.register()
 
@@ -120,14 +121,17 @@ class AgentPhone:
     def register(self, expires: int = 3600) -> None:
         resp = self.phone.ua.register_authed(expires=expires)
         assert resp.status == 200, resp.status
-        self.poll()
 
     def unregister(self) -> None:
         self.register(expires=0)
 
-    def poll(self) -> list[Ring]:
-        """Sort what the engine sent here since the last look; the Rings that are new."""
-        new: list[Ring] = []
+    def dial(self, number: str) -> OutCall:
+        """A call from this phone. Its own `Phone` at the same address reads the responses,
+        so the calls the engine places here still reach `poll`."""
+        dialer = Phone(self.rig, self.user, port=self.port, rtp_port=self.phone.rtp_port + 1000)
+        return dialer.call(number)
+
+    def _sort(self) -> None:
         for s in self.phone.inbox():
             msg = s.msg
             if not isinstance(msg, Request):
@@ -137,17 +141,23 @@ class AgentPhone:
                 ring = Ring(self, InCall(self.phone, msg))
                 self._by_call[msg.call_id] = ring
                 self.rings.append(ring)
-                new.append(ring)
+                self._fresh.append(ring)
             elif ring is not None and msg.method != "INVITE":
                 ring.requests.append(msg)
-        return new
+
+    def poll(self) -> list[Ring]:
+        """Sort what the engine sent here since the last look; the Rings no poll returned yet
+        (a Ring's own actions sort the inbox too, without claiming new Rings)."""
+        self._sort()
+        fresh, self._fresh = self._fresh, []
+        return fresh
 
     def live(self) -> list[Ring]:
-        self.poll()
+        self._sort()
         return [r for r in self.rings if r.live]
 
     def handle_all(self) -> None:
-        self.poll()
+        self._sort()
         for r in self.rings:
             r.handle()
 
