@@ -324,7 +324,9 @@ class QueueService:
         if entry is None:
             return
         for leg in entry.legs:
-            if leg is not entry.answered and leg.session.active:
+            # a leg that answered is hung up too (cancel() on a confirmed leg is a BYE): an
+            # answer arriving as the lease ran out is refused, and its leg must not linger
+            if leg.session.active:
                 leg.session.cancel()  # type: ignore[attr-defined]
 
     def _reject_answer(self, offer_id: int) -> None:

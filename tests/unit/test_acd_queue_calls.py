@@ -270,6 +270,41 @@ def test_unanswered_offer_is_cancelled_at_ring_timeout_and_the_other_agent_offer
     nothing_left(rig)
 
 
+@pytest.mark.parametrize("lease", ["ring_timeout", "max_wait"])
+def test_answer_arriving_as_the_lease_runs_out_before_its_timer_ran_is_acked_and_hung_up(
+        lease: str) -> None:
+    rig = CallRig()
+    if lease == "max_wait":
+        rig.engine.queues.tune("sales", {"max_wait": 10})
+    a1 = AgentPhone(rig, "1001", 5071)
+    c, ep = queue_call(rig)
+    (ring,) = a1.poll()
+    ring.ring()
+    # the 200 is read before the engine's timer for the deadline ran (both due at once): the
+    # distributor expires the offer first and refuses the answer
+    rig.clock.advance(15.0 if lease == "ring_timeout" else 10.0)
+    ring.answer()
+    assert ring.methods() == ["ACK", "BYE"]
+    ring.handle()
+    assert ring.endpoint(rig).closed
+    assert ep.bridged_to is None and rig.events_of("queue.connected") == []
+    assert rig.engine.queues.offers == {}
+    rig.advance(2.0)
+    if lease == "ring_timeout":
+        (again,) = a1.poll()  # retried after the 2 s retry delay, on a fresh leg
+        assert [r.live for r in a1.rings] == [False, True]
+        again.answer()
+        assert ep.bridged_to is again.endpoint(rig)
+        c.bye()
+        again.handle()
+    else:
+        assert a1.poll() == []
+        assert ep.played()[-1] == ("voicemail", "beep")
+        c.bye()
+    rig.advance(10.0)
+    nothing_left(rig)
+
+
 @pytest.mark.parametrize(("status", "reason"), [
     (486, "busy"), (600, "busy"), (603, "rejected"), (480, "no_answer"), (500, "error")])
 def test_refused_offer_goes_to_the_other_agent_after_retry_delay(status: int,
