@@ -419,8 +419,11 @@ class QueueService:
             field_name = "service_level_seconds" if key == "service_level" else key
             if field_name in _NUMBERS:
                 low, inclusive = _NUMBERS[field_name]
+                # json.loads takes NaN and Infinity: a NaN deadline would corrupt the
+                # distributor's timer heap, so only finite numbers are accepted
                 if isinstance(value, bool) or not isinstance(value, int | float) or (
-                        value < low or (value == low and not inclusive)):
+                        not math.isfinite(value) or value < low
+                        or (value == low and not inclusive)):
                     raise QueueTuningError(key, f"must be a number {'>=' if inclusive else '>'}"
                                                 f" {low:g}")
                 values[field_name] = float(value)
@@ -438,8 +441,15 @@ class QueueService:
                     raise QueueTuningError(key, "must be true or false")
                 values[key] = value
             elif key == "members":
-                values[key] = tuple(self._member(i, m, Member) for i, m in enumerate(
+                members = tuple(self._member(i, m, Member) for i, m in enumerate(
                     value if isinstance(value, list) else [None]))
+                seen: set[str] = set()
+                for i, m in enumerate(members):
+                    if m.agent in seen:  # QueueSettings refuses it too, without the index
+                        raise QueueTuningError(f"members[{i}]", f"agent {m.agent!r} is "
+                                                                "listed twice")
+                    seen.add(m.agent)
+                values[key] = members
             else:
                 raise QueueTuningError(key, "cannot be changed through the API")
         try:
