@@ -29,7 +29,10 @@ def test_fast_path_matches_careful_parser(params: dict[str, str], sep: str) -> N
     lowered = {k.lower(): v for k, v in params.items()}
     if len(lowered) != len(params):
         return
-    text = format_auth_value("Digest", params, bare=("algorithm", "qop", "nc")).replace(", ", sep)
+    # each parameter formatted alone, then joined: the separator never touches a value
+    parts = [format_auth_value("Digest", {k: v}, bare=("algorithm", "qop", "nc"))
+             .removeprefix("Digest ") for k, v in params.items()]
+    text = "Digest " + sep.join(parts)
     fast = authparams._parse_fast(text)
     careful = _careful(text)
     assert careful == ("Digest", lowered)
