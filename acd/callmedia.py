@@ -69,6 +69,10 @@ class DualStackMedia:
             out.update({-k: v for k, v in self.v6.endpoints.items()})
         return out
 
+    def record(self, path: Any, *sources: Any, **kw: Any) -> Any:
+        """A recording of endpoints of either family: the IPv4 engine's writer serves all."""
+        return self.v4.record(path, *sources, **kw)
+
     def close(self) -> None:
         self.v4.close()
         if self.v6 is not None:

@@ -72,6 +72,7 @@ class Destination:
     reason: str = ""
     trunks: tuple[str, ...] = ()
     caller_id: str | None = None
+    rule: str | None = None  # the outbound rule that chose the trunks
 
 
 @dataclass(eq=False)
@@ -114,6 +115,8 @@ class Call:
     voicemail: Any = None
     queue: str | None = None
     busy_devices: set[str] = field(default_factory=set)  # agents' devices on this call
+    outbound_rule: str | None = None
+    recording: Any = None  # acd.recording.CallRecording once one was started
     ringback: bool = False
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -238,6 +241,8 @@ class Call:
         if self.voicemail is not None:
             self.voicemail.stop()
         self.service.ivr.stop(self)  # its per-call prompt bookkeeping goes with the call
+        if self.recording is not None:
+            self.recording.stop()  # before the endpoints close: the last audio is flushed
         queues = self.engine.queues
         # the distributor hears first, so it cancels this caller's offers itself
         queues.caller_gone(self)
@@ -326,6 +331,14 @@ class Call:
         self._log("connected", party=leg.party, agent=leg.agent, queue=self.queue)
         self.emit("call.connected", {"party": leg.party, "trunk": leg.trunk,
                                      "agent": leg.agent, "queue": self.queue})
+        from acd.recording import CallRecording, RecordingError, policy_for
+
+        if policy_for(self) == "always":
+            self.recording = CallRecording(self)
+            try:
+                self.recording.start()
+            except RecordingError as exc:  # a media engine that cannot record (tests)
+                self._log("recording not started", reason=str(exc))
 
     def on_offer(self, session: InviteSession, sdp: bytes) -> bytes | None:
         leg = self.caller if session is self.caller.session else self._leg_of(session)
@@ -494,7 +507,8 @@ class CallService:
         out = routing.route_outbound(cfg, account.user, dialled)
         if isinstance(out, routing.OutboundRoute):
             return (Destination("outbound", out.number, trunks=tuple(out.trunks),
-                                caller_id=out.caller_id), caller, out.normalized, None)
+                                caller_id=out.caller_id, rule=out.rule), caller,
+                    out.normalized, None)
         log.info("outbound call refused", call_id=req.call_id, account=account.user,
                  dialled=dialled, reason=out.reason, detail=out.detail)
         if out.reason == "not allowed":
@@ -526,6 +540,7 @@ class CallService:
                 call.voicemail = Voicemail(call, dest.target)
                 call.voicemail.start()
         elif kind == "outbound":
+            call.outbound_rule = dest.rule
             call.pending_trunks = list(dest.trunks)
             call.outbound_number = dest.target
             call.caller_id = dest.caller_id
@@ -673,6 +688,7 @@ class CallService:
             "agent": c.connected.agent if c.connected else None,
             "connected_to": c.connected.party if c.connected else None,
             "duration": round(now - c.started, 1),
+            "recording": c.recording.state if c.recording is not None else None,
         } for c in self.calls.values()]
 
     # engine hooks ------------------------------------------------------------------------

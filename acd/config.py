@@ -66,6 +66,7 @@ from acd.config_platform import (
 )
 from acd.config_queues import SECTIONS as _QUEUE_SECTIONS
 from acd.config_queues import QueueConfig, queue_sections
+from acd.config_recording import RecordingConfig, recording
 from acd.config_trunks import (
     Account,
     Trunk,
@@ -111,6 +112,7 @@ class Config:
     ivr: Mapping[str, IvrTree] = field(default_factory=lambda: MappingProxyType({}))
     outbound_rules: tuple[OutboundRule, ...] = ()
     voicemail: VoicemailConfig | None = None
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
     accounts: tuple[Account, ...] = ()
     trunks: tuple[Trunk, ...] = ()
     agent_statuses: tuple[str, ...] = ()
@@ -182,7 +184,8 @@ _CALL_SECTIONS = ("media", "numbering", "prompts", "schedules", "blacklist", "ho
 
 def _build(root: Node, source_path: Path | None, digest: str, base_dir: Path) -> Config:
     f = root.fields(("node_id", "sip", "registrar", "security", "admin", "store", "events",
-                     "logging", *_CALL_SECTIONS, "accounts", "trunks", *_QUEUE_SECTIONS))
+                     "logging", *_CALL_SECTIONS, "recording", "accounts", "trunks",
+                     *_QUEUE_SECTIONS))
     accounts = people.accounts(f.opt_list("accounts"))
     trunks = people.trunks(f.opt_list("trunks"))
     refs = Refs(users={a.user for a in accounts},
@@ -204,6 +207,8 @@ def _build(root: Node, source_path: Path | None, digest: str, base_dir: Path) ->
         store=platform.store(f.section("store", ("url",))),
         events=platform.events(f.section("events", ("bus", "stream", "maxlen"))),
         logging=platform.logging(f.section("logging", ("level", "format"))),
+        recording=recording(f.section("recording", ("dir", "format", "template",
+                                                    "retention_days", "default"))),
         accounts=accounts,
         trunks=trunks,
         source_path=source_path,

@@ -140,6 +140,7 @@ class Hotline:
     schedule: str | None = None
     out_of_hours: Destination | None = None  # set exactly when schedule is
     blacklist: Blacklist | None = None
+    record: str | None = None  # always | never | on_demand; None: recording.default
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,7 @@ class OutboundRule:
     caller_id: str
     allow: frozenset[str]  # account users
     format: NumberFormat = "e164"
+    record: str | None = None  # always | never | on_demand; None: recording.default
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from acd.config_calls import (
     queue_name,
 )
 from acd.config_ivr import ivr_trees
+from acd.config_recording import record_policy
 from acd.yamlsource import Fields, Node, Unique, shown
 from ivr.model import IvrTree
 from ivr.schedule import (
@@ -331,7 +332,7 @@ def _destination(node: Node, refs: Refs) -> Destination | None:
 
 def _hotlines(node: Node | None, refs: Refs) -> Mapping[str, Hotline]:
     out: dict[str, Hotline] = {}
-    keys = ("destination", "schedule", "out_of_hours", "blacklist")
+    keys = ("destination", "schedule", "out_of_hours", "blacklist", "record")
     for number, item in named(node).items():
         f = item.fields(keys)
         if number not in refs.hotline_numbers:
@@ -345,14 +346,15 @@ def _hotlines(node: Node | None, refs: Refs) -> Mapping[str, Hotline]:
             f.blame("out_of_hours").problem("is only used with schedule")
         b = f.opt_section("blacklist", ("numbers", "prefixes", "action", "prompt"))
         bl = _blacklist(b, refs) if b is not None else None
+        record = f.opt("record", None, record_policy)
         if dest is not None and (closed is not None or not f.has("schedule")):
-            out[number] = Hotline(number, dest, schedule, closed, bl)
+            out[number] = Hotline(number, dest, schedule, closed, bl, record)
     return MappingProxyType(out)
 
 
 def _outbound_rules(items: list[Node], refs: Refs) -> tuple[OutboundRule, ...]:
     names, prefixes = Unique("rule name"), Unique("prefix")
-    keys = ("name", "prefixes", "format", "trunks", "caller_id", "allow")
+    keys = ("name", "prefixes", "format", "trunks", "caller_id", "allow", "record")
     rules = (_outbound_rule(item.fields(keys), refs, names, prefixes) for item in items)
     return tuple(r for r in rules if r is not None)
 
@@ -382,7 +384,8 @@ def _outbound_rule(f: Fields, refs: Refs, names: Unique,
     caller_id = f.req("caller_id", "", lambda n: n.ref(refs.hotline_numbers, "hotline"))
     allow = {u for u in (n.ref(refs.users, "account") for n in f.req_list("allow")) if u}
     return OutboundRule(name, tuple(written), tuple(normal), tuple(trunks), caller_id,
-                        frozenset(allow), f.opt_choice("format", "e164", NUMBER_FORMATS))
+                        frozenset(allow), f.opt_choice("format", "e164", NUMBER_FORMATS),
+                        f.opt("record", None, record_policy))
 
 
 def _voicemail(f: Fields, refs: Refs) -> VoicemailConfig:

@@ -27,6 +27,7 @@ from acd.config_calls import NAME, NAME_RULE, Destination, QueueRef, Refs, good_
 # The hotlines' destination reader, shared so that every destination reads and fails alike.
 from acd.config_callsections import _destination
 from acd.config_platform import USER
+from acd.config_recording import record_policy
 from acd.yamlsource import Fields, Node, Report, Unique, shown
 from queues.settings import AgentSettings, AnnounceSettings, EmptyRule, Member, QueueSettings
 from queues.strategies import strategy_names
@@ -56,7 +57,7 @@ _QUEUE_KEYS = ("strategy", "members", "ring_timeout", "retry_delay", "wrapup_tim
                "on_max_wait", "max_len", "on_full", "join_empty", "leave_empty", "on_empty",
                "priority", "service_level", "autopause_after", "allow_busy_agents",
                "sticky_timeout", "tier_step", "announce", "music_on_hold", "join_prompt",
-               "handle_time_samples")
+               "handle_time_samples", "record")
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -71,6 +72,7 @@ class QueueConfig:
     settings: QueueSettings
     music_on_hold: str | None = None  # None: silence while waiting
     join_prompt: str | None = None  # played once, when a caller joins
+    record: str | None = None  # always | never | on_demand; None: the hotline's or default
 
     @property
     def name(self) -> str:
@@ -228,6 +230,7 @@ def _queue(name: str, f: Fields, refs: Refs, agents: Collection[str],
     samples = f.opt_int("handle_time_samples", d.handle_time_samples, min=1, max=10000)
     music = f.opt("music_on_hold", None, lambda n: n.ref(prompts, "prompt"))
     join = f.opt("join_prompt", None, lambda n: n.ref(prompts, "prompt"))
+    record = f.opt("record", None, record_policy)
     settings = _build(
         f.node, QueueSettings, name=name, strategy=strategy, members=members,
         ring_timeout=ring_timeout, retry_delay=retry_delay, wrapup_time=wrapup_time,
@@ -237,7 +240,7 @@ def _queue(name: str, f: Fields, refs: Refs, agents: Collection[str],
         autopause_after=autopause_after, allow_busy_agents=allow_busy,
         sticky_timeout=sticky_timeout, tier_step=tier_step, announce=announce,
         handle_time_samples=samples)
-    return QueueConfig(settings, music, join) if settings is not None else None
+    return QueueConfig(settings, music, join, record) if settings is not None else None
 
 
 def _members(items: list[Node], agents: Collection[str]) -> tuple[Member, ...]:

@@ -64,6 +64,7 @@ class AdminApi:
         r.add_get("/agents/{id}", self.agent)
         r.add_put("/agents/{id}/status", self.put_agent_status)
         r.add_get("/calls", self.calls)
+        r.add_post("/calls/{ref}/recording", self.call_recording)
         self._runner: web.AppRunner | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -134,6 +135,29 @@ class AdminApi:
 
     async def calls(self, request: web.Request) -> web.Response:
         return web.json_response({"items": self.daemon.engine.calls.snapshot(), "next": None})
+
+    async def call_recording(self, request: web.Request) -> web.Response:
+        """On-demand recording: {"action": "start" | "stop" | "pause" | "resume"}."""
+        body = await _json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        action = body.get("action")
+        if action not in ("start", "stop", "pause", "resume"):
+            return _json_error(422, "invalid", {
+                "field": "action", "reason": "must be one of start, stop, pause, resume"})
+        call = self.daemon.engine.calls.calls.get(request.match_info["ref"])
+        if call is None:
+            return _json_error(404, "not found", "no such call in progress")
+        from acd.recording import CallRecording, RecordingError
+
+        if call.recording is None:
+            call.recording = CallRecording(call)
+        try:
+            getattr(call.recording, action)()
+        except RecordingError as exc:
+            return _json_error(409, "conflict", str(exc))
+        return web.json_response({"call": call.ref, "recording": call.recording.state,
+                                  "path": str(call.recording.path or "") or None})
 
     async def queues(self, request: web.Request) -> web.Response:
         return web.json_response({"items": self.daemon.engine.queues.snapshot_queues(),

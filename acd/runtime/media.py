@@ -213,7 +213,8 @@ class MediaEngine:
     # -- recording -----------------------------------------------------------------------------
     def record(self, path: str | os.PathLike[str], *sources: MediaEndpoint,
                on_error: Callable[[BaseException], None] | None = None,
-               tap: Tap | None = None) -> Recorder:
+               tap: Tap | None = None, mix: bool = False,
+               on_closed: Callable[[], None] | None = None) -> Recorder:
         """Record what the remote parties send: one source gives a mono file, two a stereo
         file with the first (the caller) left and the second (the agent) right. The file is
         opened and written by the writer thread; `on_error(exc)` reports a failure there or
@@ -226,7 +227,8 @@ class MediaEngine:
                 kwargs["open_wav"] = self._open_wav
             self._writer = RecordingWriter(self.loop, **kwargs)
         rec = Recorder(self._writer, path, list(sources), self.clock.now, on_error=on_error,
-                       tap=tap, on_stopped=self._recorders.discard)
+                       tap=tap, on_stopped=self._recorders.discard, mix=mix,
+                       on_closed=on_closed)
         self._recorders.add(rec)
         return rec
 

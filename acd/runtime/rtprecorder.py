@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import structlog
 
 from acd.media_session import ChannelAligner
+from media._audioop import audioop
 
 __all__ = ["Recorder", "RecordingError", "RecordingWriter", "Tap", "WavSink"]
 
@@ -169,10 +170,16 @@ class Recorder:
                  sources: list[TapSource], now: Callable[[], float], *,
                  on_error: Callable[[BaseException], None] | None = None,
                  tap: Tap | None = None,
-                 on_stopped: Callable[[Recorder], None] | None = None) -> None:
+                 on_stopped: Callable[[Recorder], None] | None = None,
+                 mix: bool = False,
+                 on_closed: Callable[[], None] | None = None) -> None:
         if len(sources) not in (1, 2):
             raise ValueError("a recording has one or two sources")
         self.path = os.fspath(path)
+        # mix: two sources written as one mono channel (their sum) instead of stereo
+        self.mix = mix and len(sources) == 2
+        self.paused = False  # while paused the channels record silence (card numbers)
+        self._user_closed = on_closed
         self._writer = writer
         self._now = now
         self._on_error = on_error
@@ -184,7 +191,8 @@ class Recorder:
         self.failed: BaseException | None = None
         self.stopped = False
         self._closed = asyncio.Event()
-        self._job = _Job(self.path, len(sources), self._fail, self._closed.set)
+        self._job = _Job(self.path, 1 if self.mix else len(sources), self._fail,
+                         self._file_closed)
         self._untaps: list[Callable[[], None]] = []
         writer.submit(self._job, _OPEN, control=True)
         for ch, src in enumerate(sources):
@@ -192,9 +200,25 @@ class Recorder:
         if tap is not None:
             self._untaps.append(sources[0].add_tap(tap))
 
+    def _file_closed(self) -> None:
+        self._closed.set()
+        if self._user_closed is not None:
+            try:
+                self._user_closed()
+            except Exception:
+                log.exception("recording on_closed callback failed")
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
     def _channel_tap(self, ch: int) -> Tap:
         def tap(pcm: bytes, direction: str) -> None:
             if direction == "in":
+                if self.paused:
+                    pcm = bytes(len(pcm))  # keep the timeline, drop the words
                 now = self._now()
                 self._aligner.feed(ch, pcm, now)
                 if now - self._last_flush >= FLUSH_EVERY:
@@ -217,6 +241,8 @@ class Recorder:
         spans = self._aligner.take(now, final=final)
         if not spans[0]:
             return
+        if self.mix:
+            spans = (audioop.add(spans[0], spans[1], 2),)
         if self._writer.submit(self._job, _WRITE, spans):
             self._samples += len(spans[0]) >> 1
         else:
