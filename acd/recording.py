@@ -23,7 +23,7 @@ import structlog
 if TYPE_CHECKING:
     from acd.calls import Call
 
-__all__ = ["CallRecording", "RecordingError", "policy_for"]
+__all__ = ["CallRecording", "RecordingError", "policy_for", "purge_old_recordings"]
 
 log = structlog.get_logger("acd.recording")
 _SAFE = re.compile(r"[^A-Za-z0-9+._-]")
@@ -146,3 +146,25 @@ class CallRecording:
         self.state = "failed"
         self.call._log("recording failed", path=str(self.path), error=str(exc))
         self.call.emit("recording.failed", {"path": str(self.path), "error": str(exc)})
+
+
+def purge_old_recordings(root: Path, days: int, now: float) -> list[str]:
+    """Delete recordings older than `days` under `root` (blocking: run it in a thread).
+    Returns the paths deleted; folders left empty go too."""
+    if days <= 0 or not root.is_dir():
+        return []
+    horizon = now - days * 86400
+    deleted: list[str] = []
+    for path in sorted(root.rglob("*.wav")):
+        try:
+            if path.stat().st_mtime < horizon:
+                path.unlink()
+                deleted.append(str(path))
+        except OSError as exc:
+            log.warning("cannot delete an old recording", path=str(path), error=str(exc))
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+        try:
+            folder.rmdir()  # only succeeds when empty
+        except OSError:
+            pass
+    return deleted

@@ -26,6 +26,7 @@ from acd.clock import SystemClock
 from acd.config import Config, ConfigError, Problem, changed_sections, load_config
 from acd.engine import Engine
 from acd.logs import configure_logging
+from acd.recording import purge_old_recordings
 from acd.runtime.media import MediaEngine
 from acd.runtime.transport import SipTransports
 from sip.timers import Timers
@@ -179,6 +180,7 @@ class Daemon:
         self._stop.set()
 
     async def _tick(self) -> None:
+        next_purge = self.clock.now() + 60.0
         while True:
             await asyncio.sleep(1.0)
             try:
@@ -186,6 +188,24 @@ class Daemon:
                 self.engine.metrics.store_pending.set(self.writer.pending)
             except Exception:
                 log.exception("housekeeping tick failed")
+            if self.clock.now() >= next_purge:
+                next_purge = self.clock.now() + 3600.0
+                await self._purge_recordings()
+
+    async def _purge_recordings(self) -> None:
+        """Recording retention: files older than recording.retention_days are deleted."""
+        cfg = self.config.recording
+        try:
+            deleted = await asyncio.to_thread(purge_old_recordings, Path(cfg.dir),
+                                              cfg.retention_days, self.clock.wall())
+        except Exception:
+            log.exception("recording retention failed")
+            return
+        for path in deleted:
+            self.engine.bus.emit("recording.deleted", {"path": path, "reason": "retention"})
+        if deleted:
+            log.info("old recordings deleted", count=len(deleted),
+                     retention_days=cfg.retention_days)
 
     def refresh_gauges(self) -> None:
         self.engine.metrics.store_pending.set(self.writer.pending)
