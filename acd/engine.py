@@ -136,10 +136,10 @@ class Engine:
             self._on_parse_error(exc, source)
             return
         if isinstance(msg, Request):
-            self.metrics.messages_received.labels(kind="request").inc()
+            self.metrics.received["request"].inc()
             self._on_request(msg, source)
         else:
-            self.metrics.messages_received.labels(kind="response").inc()
+            self.metrics.received["response"].inc()
             self.layer.receive_response(msg, source)
 
     def _on_parse_error(self, exc: ParseError, source: Address) -> None:
@@ -194,7 +194,7 @@ class Engine:
     def on_request(self, txn: ServerTransaction, req: Request) -> None:
         method = req.method
         known = method in self._handlers or method in _KNOWN_METHODS
-        self.metrics.requests.labels(method=method if known else "other").inc()
+        self.metrics.method_requests[method if known else "other"].inc()
         if not known:
             self._reject_method(txn, 501)
             return

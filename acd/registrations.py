@@ -120,18 +120,18 @@ class RegistrationService:
                 return
         auth = eng.auth.authenticate(txn, req, txn.source[1], proxy=False)
         if auth.trunk is not None:
-            eng.metrics.register_requests.labels(result="403").inc()
+            eng.metrics.register_results["403"].inc()
             txn.respond(txn.make_response(403, "Forbidden (trunk credentials cannot register)"))
             return
         if auth.account is None:
             assert auth.response is not None
-            eng.metrics.register_requests.labels(result=str(auth.response.status)).inc()
+            eng.metrics.register_results[str(auth.response.status)].inc()
             txn.respond(auth.response)
             return
         aor = to.uri.user_unescaped or ""
         account = auth.account
         if account.user != aor:
-            eng.metrics.register_requests.labels(result="403").inc()
+            eng.metrics.register_results["403"].inc()
             txn.respond(txn.make_response(403, "Forbidden (credentials do not match the AOR)"))
             return
         wall = eng.clock.wall()
@@ -140,7 +140,7 @@ class RegistrationService:
             aor, contacts, expires, req.call_id, req.cseq.seq, describe_source(*txn.source),
             wall, user_agent=ua, max_contacts=account.max_contacts,
         )
-        eng.metrics.register_requests.labels(result=str(outcome.status)).inc()
+        eng.metrics.register_results[str(outcome.status)].inc()
         if outcome.status == 423:
             resp = txn.make_response(423)
             resp.headers.insert(len(resp.headers) - 1, "Min-Expires", str(outcome.min_expires))
