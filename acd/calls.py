@@ -243,6 +243,8 @@ class Call:
         self.service.ivr.stop(self)  # its per-call prompt bookkeeping goes with the call
         if self.recording is not None:
             self.recording.stop()  # before the endpoints close: the last audio is flushed
+        quality = {role: _media_stats(leg) for role, leg in
+                   (("caller", self.caller), ("callee", self.connected)) if leg is not None}
         queues = self.engine.queues
         # the distributor hears first, so it cancels this caller's offers itself
         queues.caller_gone(self)
@@ -264,6 +266,7 @@ class Call:
             "connected_to": self.connected.party if self.connected else None,
             "queue": self.queue,
             "agent": self.connected.agent if self.connected else None,
+            "media": {k: v for k, v in quality.items() if v},
             "duration": round(now - self.started, 3),
             "talk_time": round(talk, 3),
             "ring_time": round(((self.connected.answered_at or now) - self.started)
@@ -711,6 +714,15 @@ class _Deferred:
 
     def on_terminated(self, session: InviteSession, reason: str, status: int | None) -> None:
         ...
+
+
+def _media_stats(leg: Leg) -> dict[str, Any]:
+    """Packets and loss of a leg's RTP, for the CDR's quality columns."""
+    stats = getattr(leg.media.endpoint, "stats", None) if leg.media is not None else None
+    if not isinstance(stats, dict):
+        return {}
+    return {"packets_in": stats.get("packets_in"), "packets_out": stats.get("packets_out"),
+            "lost": stats.get("lost"), "jitter_ms": round((stats.get("jitter") or 0) * 1000, 2)}
 
 
 def _sess_id(ref: str) -> int:

@@ -75,3 +75,33 @@ class Metrics:
         self.register_results = Children(self.register_requests)
         self.draining = Gauge(
             "acd_draining", "1 while the engine drains before exit", registry=r)
+
+
+class MediaCollector:
+    """RTP totals (received, sent, lost) and ticker health, read from the media engines at
+    scrape time."""
+
+    def __init__(self, engines: list[Any]) -> None:
+        self.engines = [e for e in engines if e is not None]
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        totals = {"packets_in": 0, "packets_out": 0, "lost": 0}
+        late = 0
+        playing = 0
+        for e in self.engines:
+            for k, v in e.totals().items():
+                totals[k] += v
+            late += e.late_ticks
+            playing += e.playing
+        yield CounterMetricFamily("acd_rtp_packets_received", "RTP packets received",
+                                  value=totals["packets_in"])
+        yield CounterMetricFamily("acd_rtp_packets_sent", "RTP packets sent",
+                                  value=totals["packets_out"])
+        yield CounterMetricFamily("acd_rtp_packets_lost", "RTP packets lost (from sequence gaps)",
+                                  value=totals["lost"])
+        yield CounterMetricFamily("acd_media_late_ticks",
+                                  "20 ms media ticks run more than 5 ms late", value=late)
+        yield GaugeMetricFamily("acd_media_streams_playing",
+                                "Endpoints sending prompts or music now", value=playing)

@@ -26,6 +26,7 @@ from acd.clock import SystemClock
 from acd.config import Config, ConfigError, Problem, changed_sections, load_config
 from acd.engine import Engine
 from acd.logs import configure_logging
+from acd.metrics import MediaCollector
 from acd.recording import purge_old_recordings
 from acd.runtime.media import MediaEngine
 from acd.runtime.transport import SipTransports
@@ -117,6 +118,7 @@ class Daemon:
         self.engine = Engine(cfg, clock=self.clock, network=self.transports, timers=timers,
                              store_submit=writer.submit, secret=_nonce_secret(NONCE_KEY_FILE),
                              media=self.media, bus=bus)
+        self.engine.metrics.registry.register(MediaCollector([self.media.v4, self.media.v6]))
         if self.publisher is not None:
             self.engine.metrics.registry.register(PublisherCollector(self.publisher))
             await self.publisher.start()

@@ -111,6 +111,8 @@ class MediaEngine:
         self._writer: RecordingWriter | None = None
         self._recorders: set[Recorder] = set()
         self.closed = False
+        # packet counts of endpoints already closed, so the totals never go backwards
+        self.closed_totals = {"packets_in": 0, "packets_out": 0, "lost": 0}
         # ticker health, for metrics and the benchmark
         self.ticks = 0
         self.late_ticks = 0  # ticks run more than 5 ms after their deadline
@@ -134,6 +136,10 @@ class MediaEngine:
         return ep
 
     def _release(self, ep: MediaEndpoint) -> None:
+        st = ep.stats
+        self.closed_totals["packets_in"] += st["packets_in"]
+        self.closed_totals["packets_out"] += st["packets_out"]
+        self.closed_totals["lost"] += st["lost"]
         for sock in (ep._sock, ep._rtcp_sock):
             self.readers.remove(sock.fileno())
             sock.close()
@@ -231,6 +237,16 @@ class MediaEngine:
                        on_closed=on_closed)
         self._recorders.add(rec)
         return rec
+
+    def totals(self) -> dict[str, int]:
+        """RTP packets received, sent and lost since start, over every endpoint."""
+        out = dict(self.closed_totals)
+        for ep in self.endpoints.values():
+            st = ep.stats
+            out["packets_in"] += st["packets_in"]
+            out["packets_out"] += st["packets_out"]
+            out["lost"] += st["lost"]
+        return out
 
     # -- lifecycle -------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
