@@ -9,6 +9,7 @@ this class directly: the call path goes through ``WriteBehind``.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping, Sequence
 from itertools import groupby
 from pathlib import Path
@@ -81,6 +82,12 @@ class Store:
             await engine.dispose()
             raise
         return cls(engine)
+
+    @property
+    def write_engine(self) -> AsyncEngine:
+        """The engine for transactions that read before they write: on SQLite they take
+        the write lock at BEGIN (see ``_immediate``); elsewhere it is ``engine``."""
+        return self._write_engine
 
     async def close(self) -> None:
         """Close every pooled connection."""
@@ -157,13 +164,20 @@ def _create_engine(url: str, connect_args: dict[str, Any], busy_timeout_ms: int)
             connect_args = {**connect_args, "server_settings": settings}
         # Connections die with PostgreSQL restarts and failovers; ping before use so a
         # stale pool costs a reconnect, not a failed batch.
-        return create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+        return create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True,
+                                   json_serializer=_json_dumps)
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(parsed, connect_args=connect_args)
+    engine = create_async_engine(parsed, connect_args=connect_args, json_serializer=_json_dumps)
     _configure_sqlite(engine, busy_timeout_ms)
     return engine
+
+
+def _json_dumps(value: Any) -> str:
+    # Event data from the in-process bus may hold values JSON cannot (paths, enums): kept
+    # as their text rather than failing the whole transaction.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:

@@ -1,0 +1,42 @@
+"""CRM on top of the engine's events: call detail records and legs, recordings, contacts,
+tickets with their history, and agent status history.
+
+``CrmService(store)`` consumes events (``handle``) and answers the HTTP layer's queries;
+``consume_inproc(bus, service)`` and ``redis_consumer(service, url, stream)`` feed it.
+"""
+
+from .errors import CrmError, NotFound
+from .ingest import CrmConfig
+from .model import (
+    AgentStatusChange,
+    Cdr,
+    CdrLeg,
+    Contact,
+    Recording,
+    Ticket,
+    TicketDetail,
+    TicketEvent,
+)
+from .service import CrmService, CrmStats
+from .validate import UNSET
+from .wiring import InprocConsumer, consume_inproc, redis_consumer
+
+__all__ = [
+    "UNSET",
+    "AgentStatusChange",
+    "Cdr",
+    "CdrLeg",
+    "Contact",
+    "CrmConfig",
+    "CrmError",
+    "CrmService",
+    "CrmStats",
+    "InprocConsumer",
+    "NotFound",
+    "Recording",
+    "Ticket",
+    "TicketDetail",
+    "TicketEvent",
+    "consume_inproc",
+    "redis_consumer",
+]

@@ -1,0 +1,158 @@
+"""Getting engine events to ``CrmService``: in process (a bus subscriber that only queues,
+and a task that writes batches) or from Redis Streams as a consumer group member.
+
+In process, the bus callback appends to a bounded deque and returns: the call path never
+waits for the database.  The task applies what is queued in batches of up to ``batch``
+events, one transaction each.  A database that is down is retried with backoff while
+events keep queueing (up to ``max_pending``; beyond that the oldest are dropped, counted
+and logged: in-process delivery cannot outlive the process anyway, Redis Streams can).  A
+batch the database refuses for its data is applied event by event and only the refused
+events are dropped, so one bad event never blocks the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from acd.adapters.bus.consumer import RedisStreamConsumer, SeenIds
+from acd.adapters.store.writer import is_permanent
+from acd.events import Event, EventBus
+
+from .service import CrmService
+
+log = structlog.get_logger("acd.crm")
+
+
+class InprocConsumer:
+    def __init__(self, bus: EventBus, service: CrmService, *, batch: int = 200,
+                 max_pending: int = 100_000, backoff: tuple[float, float] = (0.1, 5.0)) -> None:
+        self.bus = bus
+        self.service = service
+        self.batch = batch
+        self.max_pending = max_pending
+        self.backoff_min, self.backoff_max = backoff
+        self.queued = 0
+        self.dropped = 0  # lost to a full queue
+        self.rejected = 0  # refused by the database for their data
+        self.last_error = ""
+        self._pending: deque[Event] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def offer(self, ev: Event) -> None:
+        """The bus subscriber: never waits, never raises for a full queue."""
+        if not self.service.wants(ev):
+            return
+        if len(self._pending) >= self.max_pending:
+            self._pending.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("crm.queue_full", dropped=self.dropped, pending=self.pending)
+        self._pending.append(ev)
+        self.queued += 1
+        self._idle.clear()
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._unsubscribe = self.bus.subscribe(self.offer)
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="crm-inproc")
+
+    async def drained(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is written; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop listening, write what is queued (up to ``timeout``), end the task."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if not await self.drained(timeout):
+            log.error("crm.stop_timeout", pending=self.pending, last_error=self.last_error)
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        backoff = 0.0
+        while True:
+            if not self._pending:
+                self._idle.set()
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            batch = [self._pending[i] for i in range(min(self.batch, len(self._pending)))]
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                # Already applied events of the batch are no-ops when it is retried.
+                self.last_error = repr(exc)[:300]
+                backoff = min(self.backoff_max, max(self.backoff_min, backoff * 2))
+                log.warning("crm.write_failed", error=self.last_error, retry_in=backoff,
+                            pending=self.pending)
+                await asyncio.sleep(backoff)
+                continue
+            backoff = 0.0
+            for _ in batch:
+                if self._pending:
+                    self._pending.popleft()
+
+    async def _write(self, batch: list[Event]) -> None:
+        try:
+            await self.service.handle_many(batch)
+        except Exception as exc:
+            if not is_permanent(exc):
+                raise
+            self.last_error = repr(exc)[:300]
+            await self._one_by_one(batch)
+
+    async def _one_by_one(self, batch: list[Event]) -> None:
+        for ev in batch:
+            try:
+                await self.service.handle(ev)
+            except Exception as exc:
+                if not is_permanent(exc):
+                    raise
+                self.rejected += 1
+                log.error("crm.event_rejected", event_type=ev.type, event_id=ev.id,
+                          call_id=ev.call_id, error=repr(exc)[:300])
+
+
+async def consume_inproc(bus: EventBus, service: CrmService, **options: Any) -> InprocConsumer:
+    """Subscribe ``service`` to ``bus`` through a queue and a writer task (started here);
+    ``await consumer.stop()`` at shutdown writes what is still queued."""
+    consumer = InprocConsumer(bus, service, **options)
+    consumer.start()
+    return consumer
+
+
+def redis_consumer(service: CrmService, url: str, stream: str, *, group: str = "crm",
+                   consumer: str | None = None, **options: Any) -> RedisStreamConsumer:
+    """A consumer group member that hands each event to ``service.handle``; acknowledged
+    only once written, so a crash or a database outage means redelivery, which the
+    processed-events ledger turns into no-ops.  ``await c.start()`` / ``await c.stop()``."""
+    name = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    options.setdefault("seen", SeenIds())
+    return RedisStreamConsumer.from_url(url, stream, group, name, service.handle, **options)
