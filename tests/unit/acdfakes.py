@@ -119,6 +119,9 @@ class AgentPhone:
         return f"<AgentPhone {self.user}:{self.port}>"
 
     def register(self, expires: int = 3600) -> None:
+        # the UA reads its responses from what the network took since the last take: older
+        # messages to this address (a dialled call's) must not pass for them
+        self.rig.net.take()
         resp = self.phone.ua.register_authed(expires=expires)
         assert resp.status == 200, resp.status
 
