@@ -91,11 +91,11 @@ class Tickets:
         if status is not v.UNSET:
             changes["status"] = _required(v.choice("status", status, TICKET_STATUSES),
                                           "status")
+        if assignee is not v.UNSET:
+            changes["assignee"] = v.text("assignee", assignee, 200)
         if priority is not v.UNSET:
             changes["priority"] = _required(v.choice("priority", priority, PRIORITIES),
                                             "priority")
-        if assignee is not v.UNSET:
-            changes["assignee"] = v.text("assignee", assignee, 200)
         who = v.text("author", author, 200)
         if not changes:
             raise CrmError("(body)", "nothing to change: give status, assignee or priority")
