@@ -11,7 +11,7 @@ import pytest
 from acd.queueing import QueueTuningError
 
 from .acdfakes import AgentPhone, nothing_left, queue_call
-from .callfakes import CallRig
+from .callfakes import CallRig, config_from, demo_with
 
 
 def sales_agents(rig: CallRig) -> tuple[AgentPhone, AgentPhone]:
@@ -168,4 +168,44 @@ def test_wrapup_time_change_applies_to_the_next_hang_up() -> None:
     r1.handle()
     assert rig.events_of("agent.wrapup_started") == []
     assert rig.engine.queues.dist.agent("1001").occupancy == "idle"
+    nothing_left(rig)
+
+
+def test_config_reload_keeps_calls_offers_and_waiting_callers() -> None:
+    rig = CallRig()
+    a1, a2 = sales_agents(rig)
+    c1, ep1 = queue_call(rig, "0911111111")
+    (r1,) = a1.poll()
+    r1.answer()
+    c2, _ep2 = queue_call(rig, "0922222222")
+    (r2,) = a2.poll()
+    r2.ring()
+    c3, _ep3 = queue_call(rig, "0933333333")
+    ref3 = rig.events_of("queue.entered")[-1].data["caller"]
+    qs = rig.engine.queues
+    assert qs.dist.position(ref3) == 2
+
+    # a reload that drops 1002 (ringing for c2) from the agents and from sales
+    rig.engine.apply_config(config_from(demo_with(
+        ('members: ["1001", "1002"]', 'members: ["1001"]'),
+        ('  "1002": {name: Agent 1002, devices: ["1002"]}\n', ""))))
+    assert r1.methods() == ["ACK"] and ep1.bridged_to is r1.endpoint(rig)
+    assert r2.methods() == ["CANCEL"]
+    r2.handle()
+    (canceled,) = rig.events_of("queue.ring_canceled")
+    assert (canceled.data["agent"], canceled.data["reason"]) == ("1002", "agent_removed")
+    assert qs.dist.position(ref3) == 2  # c2 is back in line, ahead of c3
+    assert "1002" not in qs.dist.agents()
+
+    c1.bye()
+    r1.handle()
+    rig.advance(5.0)  # 1001's wrap-up: then c2, who came first
+    (next_,) = a1.poll()
+    assert next_.header["from"].startswith('"+84922222222 (sales)"')
+    assert a2.poll() == []
+    next_.answer()
+    for c in (c2, c3):
+        c.bye()
+    next_.handle()
+    rig.advance(10.0)
     nothing_left(rig)
