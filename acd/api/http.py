@@ -15,6 +15,8 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from acd.api.crm_routes import add_crm_routes
+from acd.api.openapi import OPENAPI
 from acd.queueing import QueueTuningError
 
 if TYPE_CHECKING:
@@ -25,7 +27,7 @@ __all__ = ["AdminApi"]
 log = structlog.get_logger("acd.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_PUBLIC = ("/healthz", "/metrics")
+_PUBLIC = ("/healthz", "/metrics", "/openapi.json")
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -64,6 +66,8 @@ class AdminApi:
         r.add_get("/agents/{id}", self.agent)
         r.add_put("/agents/{id}/status", self.put_agent_status)
         r.add_get("/calls", self.calls)
+        r.add_get("/openapi.json", self.openapi)
+        add_crm_routes(self.app, daemon)
         r.add_post("/calls/{ref}/recording", self.call_recording)
         self._runner: web.AppRunner | None = None
 
@@ -132,6 +136,9 @@ class AdminApi:
 
     async def trunks(self, request: web.Request) -> web.Response:
         return web.json_response({"items": self.daemon.engine.trunks.snapshot(), "next": None})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(OPENAPI)
 
     async def calls(self, request: web.Request) -> web.Response:
         return web.json_response({"items": self.daemon.engine.calls.snapshot(), "next": None})

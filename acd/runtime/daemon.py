@@ -15,6 +15,7 @@ import secrets
 import signal
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -24,6 +25,9 @@ from acd.api.http import AdminApi
 from acd.callmedia import DualStackMedia
 from acd.clock import SystemClock
 from acd.config import Config, ConfigError, Problem, changed_sections, load_config
+from acd.crm.ingest import CrmConfig
+from acd.crm.service import CrmService
+from acd.crm.wiring import consume_inproc, redis_consumer
 from acd.engine import Engine
 from acd.logs import configure_logging
 from acd.metrics import MediaCollector
@@ -126,6 +130,15 @@ class Daemon:
         eng = self.engine
         self.transports.on_transport_error = eng.layer.transport_error
         self.transports.on_tcp_count = eng.metrics.tcp_connections.set
+        self.crm = CrmService(store, CrmConfig(
+            normalize=cfg.numbering.normalize,
+            agent_of_account=lambda user: self.engine.queues.device_agent.get(user)),
+            wall=self.clock.wall)
+        if self.publisher is None:
+            self.crm_consumer: Any = await consume_inproc(eng.bus, self.crm)
+        else:
+            self.crm_consumer = redis_consumer(self.crm, cfg.events.bus, cfg.events.stream)
+            await self.crm_consumer.start()
         restored = eng.registrations.restore(await store.load_bindings())
         log.info("bindings restored", count=restored)
         admin = AdminApi(self)
@@ -139,6 +152,7 @@ class Daemon:
             await admin.stop()
             if self.publisher is not None:
                 await self.publisher.stop()
+            await self.crm_consumer.stop()
             await writer.close()
             await store.close()
             driver.close()
@@ -166,6 +180,7 @@ class Daemon:
         eng.trunks.stop()
         if self.publisher is not None:
             await self.publisher.stop()
+        await self.crm_consumer.stop()
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker

@@ -1,8 +1,10 @@
 """End to end, as a contact center runs: a SIPp caller from the trunk walks the IVR (digit
 1), waits in queue sales, a SIPp agent (1001) answers and talks, the agent hangs up. The
 daemon publishes to Redis Streams; afterwards there is a stereo WAV whose left channel holds
-the caller's voice (a 600 Hz tone) and right channel the agent's (1300 Hz), and the call's
-events are on the stream in order."""
+the caller's voice (a 600 Hz tone) and right channel the agent's (1300 Hz), the call's
+events are on the stream in order, and the admin API shows a CDR, a contact with the
+normalized number, and a ticket linked to both with the agent as assignee and the
+recording attached."""
 
 from __future__ import annotations
 
@@ -62,6 +64,24 @@ def _scenarios(sipp_dir: Path, tmp: Path) -> None:
     (sipp_dir / "caller-e2e.xml").write_text(text)
 
 
+def _crm_view(d: Daemon) -> tuple[dict, dict, dict]:
+    """The call's CDR, its contact and its ticket, once the CRM consumer has written them."""
+    deadline = time.monotonic() + 15
+    while True:
+        cdrs = d.get("/cdrs")["items"]
+        tickets = d.get("/tickets")["items"]
+        if cdrs and tickets:
+            detail = d.get(f"/tickets/{tickets[0]['id']}")
+            ticket = {**detail["ticket"], "events": detail["events"]}
+            if any(e["kind"] == "recording" for e in ticket["events"]) \
+                    or time.monotonic() > deadline:
+                contact = d.get(f"/contacts/{ticket['contact_id']}")
+                return cdrs[0], contact, ticket
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no CDR/ticket: {cdrs} {tickets}")
+        time.sleep(0.3)
+
+
 def _band(samples: np.ndarray, freq: float) -> float:
     spectrum = np.abs(np.fft.rfft(samples)) ** 2
     freqs = np.fft.rfftfreq(len(samples), 1 / 8000)
@@ -110,8 +130,17 @@ def test_ivr_queue_agent_call_leaves_recording_events_cdr_and_ticket(tmp_path: P
                 (tmp_path / "d" / "recordings").rglob("*.wav")):
             time.sleep(0.2)
         time.sleep(1.0)
+        crm = _crm_view(d)
     finally:
         assert d.stop() == 0, d.log()[-3000:]
+    cdr, contact, ticket = crm
+    assert cdr["direction"] == "inbound" and cdr["hotline"] == "19001000"
+    assert cdr["queue"] == "sales" and cdr["agent"] == "1001"
+    assert cdr["outcome"] == "answered" and cdr["talk_seconds"] > 2
+    assert contact["phone"] == "+84912345678"
+    assert ticket["contact_id"] == contact["id"] and ticket["assignee"] == "1001"
+    assert ticket["status"] == "new" and not ticket["missed"]
+    assert any(e["kind"] == "recording" for e in ticket["events"])
     try:
         # the stereo recording: caller left, agent right
         (wav,) = [p for p in (tmp_path / "d" / "recordings").rglob("*.wav")
