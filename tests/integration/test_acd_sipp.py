@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -87,13 +88,13 @@ def test_twenty_calls_to_sales_alternate_between_two_agents(sipp_dir: Path,
     assert len(connected) == 20, [e.get("agent") for e in connected]
     order = [e["agent"] for e in connected]
     # longest-idle with a 5 s wrap-up: each agent in turn
-    assert all(a != b for a, b in zip(order, order[1:], strict=False)), order
+    assert all(a != b for a, b in pairwise(order)), order
     assert sorted(set(order)) == ["1001", "1002"]
     # no agent ever on two calls: each agent's calls do not overlap
     for agent in ("1001", "1002"):
         spans = sorted((e["timestamp"], ended[e["call"]]["timestamp"])
                        for e in connected if e["agent"] == agent)
-        for (_, end1), (start2, _) in zip(spans, spans[1:], strict=False):
+        for (_, end1), (start2, _) in pairwise(spans):
             assert end1 <= start2, (agent, spans)
     for t, _ in agents.values():
         t.join(0)  # they end by their own timeout; the daemon is already stopped
