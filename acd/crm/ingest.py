@@ -1,13 +1,20 @@
 """The consumer side of the CRM: turns engine events into CDRs, legs, recordings, contacts,
 tickets and agent status history, exactly once per event id.
 
-Each event is applied in one transaction that also inserts its id into ``processed_events``;
-a redelivered event finds its id there and changes nothing.  An event of a call is stored in
-``call_events`` and the call's CDR, legs and ticket fields are recomputed from all of that
-call's stored events (``project``), so events may arrive in any order.  The call's CDR row
-is created (and, on PostgreSQL, locked) first thing, which serializes concurrent
-transactions about one call; the contact and ticket a call links to are chosen once, by
-the first of its events that says which way the call went, and kept on the CDR row.
+A batch of events is applied in one transaction that also inserts their ids into
+``processed_events``; a redelivered event finds its id there and changes nothing.  An event
+of a call is stored in ``call_events`` and the call's CDR, legs and ticket fields are
+recomputed from all of that call's stored events (``project``), so events may arrive in any
+order.  The CDR rows of the batch's calls are created (and, on PostgreSQL, locked, in call
+ref order) first thing, which serializes concurrent transactions about one call; the
+contact and ticket a call links to are chosen once, by the first projection that knows
+which way the call went, and kept on the CDR row.
+
+Work is done per call, not per event: a call with several events in a batch is projected
+once, and the writes of all calls go out as one executemany per table.  While a call is
+up, events that show nothing until it ends (offers, rings, the engine's own answer) are
+only stored; once it has ended every event projects again, so the end state is the same
+whatever the order.
 """
 
 from __future__ import annotations
@@ -30,11 +37,19 @@ from acd.adapters.store.schema import (
 )
 from acd.events import Event
 
-from .links import LinkMaker, Links, ensure_ticket_events, refresh_ticket
+from .links import LinkMaker, Links, TicketWork, refresh_tickets
 from .project import FACT_TYPES, RECORDING_TYPES, CallView, Fact, project
 
 AGENT_TYPES = frozenset({"agent.status_changed"})
 OCCUPANCY_TYPE = "agent.state_changed"
+# Events that change what a live call's CDR or ticket shows (direction, queue, assignee,
+# recording); the others wait for the next of these, at the latest call.ended.
+VISIBLE_TYPES = frozenset({"call.started", "call.connected", "call.ended", "queue.entered",
+                           "queue.connected"}) | RECORDING_TYPES
+_CDR_COLUMNS = ("sip_call_id", "direction", "from_number", "to_number", "hotline", "trunk",
+                "account", "queue", "agent", "started_at", "answered_at", "ended_at",
+                "wait_seconds", "ring_seconds", "talk_seconds", "hold_seconds",
+                "duration_seconds", "outcome", "end_reason", "hangup_by", "status", "node")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,105 +84,143 @@ def is_relevant(ev: Event, config: CrmConfig) -> bool:
 
 
 class Ingest:
-    """Applies events to the database; ``apply`` runs inside the caller's transaction."""
+    """Applies batches of events; ``apply`` runs inside the caller's transaction."""
 
     def __init__(self, dialect: str, config: CrmConfig, wall: Callable[[], float]) -> None:
         self.config = config
         self.wall = wall
         self._insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self.links = LinkMaker(self._insert, config)
-        claim = self._insert(processed_events).on_conflict_do_nothing()
-        self._claim = claim.returning(processed_events.c.event_id)
-        touch = self._insert(cdrs)
-        # DO UPDATE (not NOTHING) so the row comes back, locked for the rest of the
-        # transaction on PostgreSQL: one call's events are applied one at a time.
-        self._touch = touch.on_conflict_do_update(
-            index_elements=[cdrs.c.call_ref], set_={"call_ref": touch.excluded.call_ref}
-        ).returning(cdrs.c.started_at, cdrs.c.contact_id, cdrs.c.ticket_id)
         self._fact = self._insert(call_events).on_conflict_do_nothing()
         self._recording = self._insert(recordings).on_conflict_do_nothing()
+        self._cdr_update = cdrs.update().where(cdrs.c.call_ref == sa.bindparam("b_ref"))
 
-    async def apply(self, conn: AsyncConnection, ev: Event) -> bool:
-        """Apply ``ev``; False when it was seen before or means nothing to the CRM."""
-        if not is_relevant(ev, self.config):
-            return False
-        claimed = await conn.execute(self._claim, {"event_id": ev.id, "at": self.wall()})
-        if claimed.first() is None:
-            return False
-        if ev.type.startswith("agent."):
-            await self._agent(conn, ev)
-            return True
-        ref = call_ref_of(ev)
-        assert ref is not None
-        await self._call(conn, ref, ev)
-        return True
+    async def apply(self, conn: AsyncConnection, events: Sequence[Event]) -> int:
+        """Apply ``events``; how many were new and of use here."""
+        unique = list({ev.id: ev for ev in events if is_relevant(ev, self.config)}.values())
+        new = await self._claim(conn, unique)
+        if not new:
+            return 0
+        agents = [ev for ev in new if not ev.type.startswith(("call.", "queue.", "recording.",
+                                                              "voicemail."))]
+        if agents:
+            await self._agents(conn, agents)
+        by_ref: dict[str, list[Event]] = {}
+        for ev in new:
+            if ev.type in FACT_TYPES:
+                ref = call_ref_of(ev)
+                assert ref is not None
+                by_ref.setdefault(ref, []).append(ev)
+        if by_ref:
+            await self._calls(conn, by_ref)
+        return len(new)
 
-    async def _agent(self, conn: AsyncConnection, ev: Event) -> None:
-        d = ev.data
-        agent = d.get("agent")
-        if agent is None:
+    async def _claim(self, conn: AsyncConnection, events: list[Event]) -> list[Event]:
+        if not events:
+            return []
+        now = self.wall()
+        stmt = self._insert(processed_events).values(
+            [{"event_id": ev.id, "at": now} for ev in events]).on_conflict_do_nothing()
+        claimed = {r[0] for r in await conn.execute(stmt.returning(processed_events.c.event_id))}
+        return [ev for ev in events if ev.id in claimed]
+
+    async def _agents(self, conn: AsyncConnection, events: list[Event]) -> None:
+        rows = [{"agent": str(d["agent"]), "layer": str(d.get("layer") or "status"),
+                 "old": _opt(d.get("old")), "new": _opt(d.get("new")),
+                 "reason": _opt(d.get("reason")), "at": ev.ts, "event_id": ev.id}
+                for ev in events if (d := ev.data).get("agent") is not None]
+        if rows:
+            await conn.execute(agent_status_history.insert(), rows)
+
+    async def _calls(self, conn: AsyncConnection, by_ref: dict[str, list[Event]]) -> None:
+        refs = sorted(by_ref)
+        state = await self._touch(conn, refs, by_ref)
+        await conn.execute(self._fact, [
+            {"event_id": ev.id, "call_ref": ref, "type": ev.type, "ts": ev.ts, "seq": ev.seq,
+             "node": ev.node, "data": ev.data} for ref in refs for ev in by_ref[ref]])
+        recs = [_recording_row(ref, ev) for ref in refs for ev in by_ref[ref]
+                if ev.type in RECORDING_TYPES]
+        if recs:
+            await conn.execute(self._recording, recs)
+        todo = [ref for ref in refs if state[ref]["outcome"] is not None
+                or any(ev.type in VISIBLE_TYPES for ev in by_ref[ref])]
+        if not todo:
             return
-        await conn.execute(agent_status_history.insert(), {
-            "agent": str(agent), "layer": str(d.get("layer") or "status"),
-            "old": _opt(d.get("old")), "new": _opt(d.get("new")),
-            "reason": _opt(d.get("reason")), "at": ev.ts, "event_id": ev.id,
-        })
+        facts = await self._facts(conn, todo)
+        views = [project(ref, facts[ref]) for ref in todo]
+        links: dict[str, Links] = {}
+        for view in views:
+            row = state[view.ref]
+            link = await self.links.link(conn, view, Links(row["contact_id"], row["ticket_id"]))
+            links[view.ref] = link
+            if link.contact_id is not None and view.started_at < row["started_at"]:
+                await self.links.backdate_contact(conn, link.contact_id, view.started_at)
+        rec_rows = await self._recordings(conn, [v.ref for v in views if v.recording_events])
+        await conn.execute(self._cdr_update, [
+            {**{c: view.cdr[c] for c in _CDR_COLUMNS}, "b_ref": view.ref,
+             "recording_id": _best_recording(rec_rows.get(view.ref, [])),
+             "contact_id": links[view.ref].contact_id, "ticket_id": links[view.ref].ticket_id}
+            for view in views])
+        ended = [view for view in views if view.ended]
+        if ended:
+            await self._legs(conn, ended)
+        work = [TicketWork(view, t, self.links.assignee_of(view), rec_rows.get(view.ref, []))
+                for view in views if (t := links[view.ref].ticket_id) is not None]
+        if work:
+            await refresh_tickets(conn, self._insert, work)
 
-    async def _call(self, conn: AsyncConnection, ref: str, ev: Event) -> None:
-        row = (await conn.execute(self._touch, {"call_ref": ref, "started_at": ev.ts})).one()
-        await conn.execute(self._fact, {
-            "event_id": ev.id, "call_ref": ref, "type": ev.type, "ts": ev.ts, "seq": ev.seq,
-            "node": ev.node, "data": ev.data,
-        })
-        if ev.type in RECORDING_TYPES:
-            await conn.execute(self._recording, _recording_row(ref, ev))
-        facts = await self._facts(conn, ref)
-        view = project(ref, facts)
-        links = await self.links.link(conn, view, Links(row.contact_id, row.ticket_id))
-        if links.contact_id is not None and view.started_at < row.started_at:
-            await self.links.backdate_contact(conn, links.contact_id, view.started_at)
-        recording_id, recs = await self._recordings(conn, view)
-        await conn.execute(cdrs.update().where(cdrs.c.call_ref == ref).values(
-            **view.cdr, recording_id=recording_id, contact_id=links.contact_id,
-            ticket_id=links.ticket_id))
-        if view.ended:
-            await self._legs(conn, view)
-        if links.ticket_id is not None:
-            wanted = self.links.assignee_of(view)
-            own, assignee = await refresh_ticket(conn, view, links.ticket_id, wanted)
-            assigned = wanted if wanted is not None and assignee == wanted else None
-            await ensure_ticket_events(conn, self._insert, view, links.ticket_id, own,
-                                       assigned, recs)
+    async def _touch(self, conn: AsyncConnection, refs: list[str],
+                     by_ref: dict[str, list[Event]]) -> dict[str, dict[str, Any]]:
+        """Create the calls' CDR rows if new; lock them (PostgreSQL), in ref order, for the
+        rest of the transaction; return what they hold."""
+        stmt = self._insert(cdrs).values([
+            {"call_ref": ref, "started_at": min(ev.ts for ev in by_ref[ref])} for ref in refs])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[cdrs.c.call_ref], set_={"call_ref": stmt.excluded.call_ref})
+        c = cdrs.c
+        rows = await conn.execute(stmt.returning(c.call_ref, c.started_at, c.contact_id,
+                                                 c.ticket_id, c.outcome))
+        return {r.call_ref: dict(r._mapping) for r in rows}
 
-    async def _facts(self, conn: AsyncConnection, ref: str) -> list[Fact]:
+    async def _facts(self, conn: AsyncConnection, refs: list[str]) -> dict[str, list[Fact]]:
         c = call_events.c
         rows = await conn.execute(
-            sa.select(c.event_id, c.type, c.ts, c.seq, c.node, c.data)
-            .where(c.call_ref == ref))
-        return [Fact(r.event_id, r.type, r.ts, r.seq, r.node, r.data) for r in rows]
+            sa.select(c.call_ref, c.event_id, c.type, c.ts, c.seq, c.node, c.data)
+            .where(c.call_ref.in_(refs)))
+        out: dict[str, list[Fact]] = {ref: [] for ref in refs}
+        for r in rows:
+            out[r.call_ref].append(Fact(r.event_id, r.type, r.ts, r.seq, r.node, r.data))
+        return out
 
-    async def _recordings(self, conn: AsyncConnection, view: CallView
-                          ) -> tuple[int | None, list[dict[str, Any]]]:
-        """The call's recordings, and the one its CDR points at: the latest ready call
-        recording, else the latest ready voicemail."""
-        if not view.recording_events:
-            return None, []
+    async def _recordings(self, conn: AsyncConnection, refs: list[str]
+                          ) -> dict[str, list[dict[str, Any]]]:
+        if not refs:
+            return {}
         r = recordings.c
         rows = (await conn.execute(
-            sa.select(r.id, r.event_id, r.kind, r.status, r.path, r.duration, r.created_at)
-            .where(r.call_ref == view.ref).order_by(r.created_at, r.event_id))).mappings()
-        recs = [dict(x) for x in rows]
-        ready = [x for x in recs if x["status"] == "ready"]
-        best = [x for x in ready if x["kind"] == "call"] or ready
-        return (best[-1]["id"] if best else None), recs
+            sa.select(r.id, r.call_ref, r.event_id, r.kind, r.status, r.path, r.duration,
+                      r.created_at)
+            .where(r.call_ref.in_(refs)).order_by(r.created_at, r.event_id))).mappings()
+        out: dict[str, list[dict[str, Any]]] = {}
+        for x in rows:
+            out.setdefault(x["call_ref"], []).append(dict(x))
+        return out
 
-    async def _legs(self, conn: AsyncConnection, view: CallView) -> None:
-        await conn.execute(cdr_legs.delete().where(cdr_legs.c.call_ref == view.ref))
-        await conn.execute(cdr_legs.insert(), [
-            {"call_ref": view.ref, "seq": i, "role": leg.role, "party": leg.party,
-             "started_at": leg.started_at, "answered_at": leg.answered_at,
-             "ended_at": leg.ended_at, "outcome": leg.outcome}
-            for i, leg in enumerate(view.legs)])
+    async def _legs(self, conn: AsyncConnection, views: list[CallView]) -> None:
+        await conn.execute(cdr_legs.delete().where(cdr_legs.c.call_ref.in_(
+            [v.ref for v in views])))
+        rows = [{"call_ref": view.ref, "seq": i, "role": leg.role, "party": leg.party,
+                 "started_at": leg.started_at, "answered_at": leg.answered_at,
+                 "ended_at": leg.ended_at, "outcome": leg.outcome}
+                for view in views for i, leg in enumerate(view.legs)]
+        await conn.execute(cdr_legs.insert(), rows)
+
+
+def _best_recording(recs: list[dict[str, Any]]) -> int | None:
+    """What a CDR points at: the latest ready call recording, else the latest voicemail."""
+    ready = [x for x in recs if x["status"] == "ready"]
+    best = [x for x in ready if x["kind"] == "call"] or ready
+    return int(best[-1]["id"]) if best else None
 
 
 def _opt(v: Any) -> str | None:
@@ -191,7 +244,3 @@ def _recording_row(ref: str, ev: Event) -> dict[str, Any]:
         "status": "failed" if ev.type == "recording.failed" else "ready",
         "mailbox": _opt(d.get("mailbox")), "error": _opt(d.get("error")),
     }
-
-
-def relevant_only(events: Sequence[Event], config: CrmConfig) -> list[Event]:
-    return [ev for ev in events if is_relevant(ev, config)]

@@ -177,23 +177,69 @@ def subject_of(view: CallView) -> str:
         f" on {hotline}" if hotline else "")
 
 
-async def refresh_ticket(conn: AsyncConnection, view: CallView, ticket_id: int,
-                         assignee: str | None) -> tuple[bool, str | None]:
-    """Bring the call's ticket up to date with the view; (whether the call opened the
-    ticket, the ticket's assignee).  A ticket the call only joined gets its updated_at
-    moved and nothing else; a person's assignment is never overwritten."""
-    t = tickets.c
-    touched = sa.case((t.updated_at > view.last_ts, t.updated_at), else_=view.last_ts)
-    row = (await conn.execute(
-        tickets.update().where(t.id == ticket_id, t.call_ref == view.ref).values(
-            direction=view.direction, hotline=view.cdr["hotline"], queue=view.cdr["queue"],
-            missed=view.missed, subject=subject_of(view), created_at=view.started_at,
-            updated_at=touched, assignee=sa.func.coalesce(t.assignee, assignee),
-        ).returning(t.assignee))).first()
-    if row is not None:
-        return True, row.assignee
-    await conn.execute(tickets.update().where(t.id == ticket_id).values(updated_at=touched))
-    return False, None
+@dataclass(frozen=True, slots=True)
+class TicketWork:
+    """A call's ticket to bring up to date: ``wanted`` is the assignee the call brings."""
+
+    view: CallView
+    ticket_id: int
+    wanted: str | None
+    recs: list[dict[str, Any]]
+
+
+_t = tickets.c
+_LAST: sa.BindParameter[float] = sa.bindparam("b_last")
+_TOUCHED = sa.case((_t.updated_at > _LAST, _t.updated_at), else_=_LAST)
+# A ticket the call opened follows the call; one it only joined just gets updated_at.
+_OWN_UPDATE = tickets.update().where(_t.id == sa.bindparam("b_id")).values(
+    direction=sa.bindparam("b_direction"), hotline=sa.bindparam("b_hotline"),
+    queue=sa.bindparam("b_queue"), missed=sa.bindparam("b_missed"),
+    subject=sa.bindparam("b_subject"), created_at=sa.bindparam("b_created"),
+    updated_at=_TOUCHED, assignee=sa.func.coalesce(_t.assignee, sa.bindparam("b_assignee")))
+_JOINED_UPDATE = tickets.update().where(_t.id == sa.bindparam("b_id")).values(
+    updated_at=_TOUCHED)
+
+
+async def refresh_tickets(conn: AsyncConnection, insert: Any, work: list[TicketWork]) -> None:
+    """Bring the calls' tickets up to date with their views, and their history entries.
+    A person's assignment is never overwritten (the call only fills an empty assignee)."""
+    ids = sorted({w.ticket_id for w in work})
+    rows = {r.id: r for r in await conn.execute(
+        sa.select(_t.id, _t.call_ref, _t.assignee).where(_t.id.in_(ids)).order_by(_t.id)
+        .with_for_update())}
+    own_rows: list[dict[str, Any]] = []
+    joined_rows: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    for w in work:
+        row = rows.get(w.ticket_id)
+        if row is None:
+            continue
+        view = w.view
+        own = row.call_ref == view.ref
+        assigned = None
+        if own:
+            own_rows.append({
+                "b_id": w.ticket_id, "b_direction": view.direction,
+                "b_hotline": view.cdr["hotline"], "b_queue": view.cdr["queue"],
+                "b_missed": view.missed, "b_subject": subject_of(view),
+                "b_created": view.started_at, "b_last": view.last_ts, "b_assignee": w.wanted})
+            after = row.assignee if row.assignee is not None else w.wanted
+            assigned = w.wanted if w.wanted is not None and after == w.wanted else None
+        else:
+            joined_rows.append({"b_id": w.ticket_id, "b_last": view.last_ts})
+        history += [{**r, "ticket_id": w.ticket_id, "author": None}
+                    for r in _auto_events(view, own, assigned, w.recs)]
+    if own_rows:
+        await conn.execute(_OWN_UPDATE, own_rows)
+    if joined_rows:
+        await conn.execute(_JOINED_UPDATE, joined_rows)
+    if history:
+        stmt = insert(ticket_events)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[ticket_events.c.source],
+            set_={"at": stmt.excluded.at, "kind": stmt.excluded.kind,
+                  "data": stmt.excluded.data})
+        await conn.execute(stmt, history)
 
 
 def _auto_events(view: CallView, own: bool, assigned: str | None,
@@ -227,16 +273,3 @@ def _auto_events(view: CallView, own: bool, assigned: str | None,
                         "status": r["status"], "path": r["path"],
                         "duration": r["duration"]}})
     return out
-
-
-async def ensure_ticket_events(conn: AsyncConnection, insert: Any, view: CallView,
-                               ticket_id: int, own: bool, assigned: str | None,
-                               recs: list[dict[str, Any]]) -> None:
-    """Write the call's entries in the ticket's history (``assigned``: the agent the call
-    assigned the ticket to, if it did)."""
-    rows = _auto_events(view, own, assigned, recs)
-    stmt = insert(ticket_events)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[ticket_events.c.source],
-        set_={"at": stmt.excluded.at, "kind": stmt.excluded.kind, "data": stmt.excluded.data})
-    await conn.execute(stmt, [{**r, "ticket_id": ticket_id, "author": None} for r in rows])

@@ -91,10 +91,7 @@ class CrmService:
             return 0
 
         async def apply(conn: AsyncConnection) -> int:
-            done = 0
-            for ev in evs:
-                done += await self._ingest.apply(conn, ev)
-            return done
+            return await self._ingest.apply(conn, evs)
 
         try:
             applied = await self._transact(apply)
