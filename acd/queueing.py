@@ -114,6 +114,9 @@ class QueueService:
         self._timer: TimerHandle | None = None
         self._timer_at: float | None = None
         self._external: dict[str, set[str]] = {}  # agent -> refs of their non-queue calls
+        # (device, call ref) -> the agent made busy: a reload during the call may move the
+        # device or drop the agent, and the agent must still be freed when the call ends
+        self._busy_agent: dict[tuple[str, str], str] = {}
         self.apply_config(engine.config)
         engine.metrics.registry.register(QueueCollector(self))
 
@@ -194,14 +197,17 @@ class QueueService:
         refs = self._external.setdefault(agent, set())
         if call_ref not in refs:
             refs.add(call_ref)
+            self._busy_agent[(device, call_ref)] = agent
             self._apply(self.dist.agent_busy(agent, call_ref, self.now))
 
     def device_free(self, device: str, call_ref: str) -> None:
-        agent = self.device_agent.get(device)
+        agent = self._busy_agent.pop((device, call_ref), None)
         refs = self._external.get(agent or "")
         if agent is None or refs is None or call_ref not in refs:
             return
         refs.discard(call_ref)
+        if not refs:
+            del self._external[agent]
         self._apply(self.dist.agent_free(agent, call_ref, self.now))
 
     # carrying out the distributor's outputs --------------------------------------------------

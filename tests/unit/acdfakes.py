@@ -207,6 +207,7 @@ def queue_state(rig: CallRig) -> dict[str, object]:
         "offers": dict(qs.offers),
         "agent calls": dict(qs.agent_calls),
         "external calls": {a: refs for a, refs in qs._external.items() if refs},
+        "busy devices": dict(qs._busy_agent),
     }
     return {k: v for k, v in state.items() if v}
 

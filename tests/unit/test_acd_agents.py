@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from .acdfakes import AgentPhone, bye_to, caller_ep, nothing_left, queue_call
-from .callfakes import CallRig, OutCall, demo_with
+from .callfakes import CallRig, OutCall, config_from, demo_with
 
 # -- agents on other calls --------------------------------------------------------------------
 
@@ -225,4 +225,30 @@ def test_feature_code_from_an_account_that_is_no_agent_is_forbidden() -> None:
     c.ack_failure()
     assert all(e.data["agent"] != "1004" for e in rig.events_of("agent.status_changed"))
     assert "1004" not in rig.engine.queues.dist.agents()
+    nothing_left(rig)
+
+
+def test_agent_whose_device_a_reload_moved_during_a_direct_call_is_free_after_it() -> None:
+    rig = CallRig()
+    a1, desk = AgentPhone(rig, "1001", 5071), AgentPhone(rig, "1003", 5073)
+    new_desk = AgentPhone(rig, "1004", 5074)
+    direct = direct_call(rig, a1, desk)
+    assert rig.engine.queues.dist.agent("1003").occupancy == "in_call"
+    # agent 1003 moves to the phone registered as 1004 while still on the direct call
+    rig.engine.apply_config(config_from(demo_with(
+        ('  "1003": {name: Agent 1003, devices: ["1003"]}\n',
+         '  "1003": {name: Agent 1003, devices: ["1004"]}\n'),
+        ('  "1004": {name: Agent 1004, devices: ["1004"]}\n', ""))))
+    direct.bye()
+    desk.handle_all()
+    snap = rig.engine.queues.dist.agent("1003")
+    assert (snap.occupancy, snap.external_calls) == ("idle", 0)
+    c, ep = queue_call(rig, number="19001000")
+    ep.dtmf("2")  # support: agent 1003, now on the 1004 phone
+    (offer,) = new_desk.poll()
+    assert offer.header["x-acd-agent"] == "1003"
+    offer.answer()
+    c.bye()
+    offer.handle()
+    rig.advance(10.0)
     nothing_left(rig)
