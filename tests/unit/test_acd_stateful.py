@@ -34,6 +34,16 @@ ENDINGS = ("queue.connected", "queue.abandoned", "queue.timeout", "queue.full",
 
 
 @dataclass(eq=False)
+class Direct:
+    """A call from an agent's phone to another agent's extension (not a queue call)."""
+
+    out: OutCall
+    agent: str
+    acked: bool = False
+    gone: bool = False
+
+
+@dataclass(eq=False)
 class Caller:
     out: OutCall
     ep: FakeEndpoint
@@ -48,6 +58,7 @@ class AcdMachine(RuleBasedStateMachine):
         self.phones = [AgentPhone(self.rig, user, port) for user, port in PHONES]
         self.registered = [True] * len(self.phones)
         self.callers: list[Caller] = []
+        self.directs: list[Direct] = []
         self.numbers = itertools.count(1)
 
     # -- plumbing ----------------------------------------------------------------------
@@ -57,6 +68,27 @@ class AcdMachine(RuleBasedStateMachine):
                 ring.call.respond(100)
         for c in self.callers:
             c.out.read()
+        for d in self.directs:
+            self.direct_reads(d)
+
+    @staticmethod
+    def direct_reads(d: Direct) -> None:
+        """The dialling phone ACKs a final response and answers the engine's BYE."""
+        out = d.out
+        out.read()
+        final = out.final
+        if final is not None and not d.acked:
+            d.acked = True
+            if final.status == 200:
+                out.ack()
+            else:
+                out.ack_failure()
+                d.gone = True
+        for req in out.received:
+            if req.method == "BYE":
+                out.answer_request(req)
+                d.gone = True
+        out.received.clear()
 
     def advance(self, seconds: float) -> None:
         """Time passes; each phone sends its 100 Trying within a quarter of a second."""
@@ -165,6 +197,26 @@ class AcdMachine(RuleBasedStateMachine):
         bye_to(c)
         self.poll()
 
+    @precondition(lambda self: sum(not d.gone for d in self.directs) < 2)
+    @rule(i=st.integers(0, 3), extension=st.sampled_from(["1001", "1002", "1003"]))
+    def agent_dials_an_extension(self, i: int, extension: str) -> None:
+        phone = self.phones[i]
+        if phone.user == extension:
+            return
+        self.directs.append(Direct(phone.dial(extension), phone.user))
+        self.poll()
+
+    @rule(k=st.integers(0, 5))
+    def direct_caller_ends(self, k: int) -> None:
+        if k < len(self.directs) and not self.directs[k].gone:
+            d = self.directs[k]
+            d.gone = True
+            if d.out.final is None:
+                d.out.cancel()
+            elif d.out.final.status == 200:
+                d.out.bye()
+            self.poll()
+
     @rule(seconds=st.sampled_from([0.25, 1.0, 2.0, 5.0, 15.0, 30.0, 60.0]))
     def time_passes(self, seconds: float) -> None:
         self.advance(seconds)
@@ -207,6 +259,19 @@ class AcdMachine(RuleBasedStateMachine):
                 assert (snap.occupancy, snap.caller) == ("in_call", caller.ref), snap
 
     @invariant()
+    def an_agent_on_another_call_is_not_rung_for_the_queue(self) -> None:
+        """Seen from the phones (agent ids are the phones' users here): one that dialled an
+        extension, or rings or talks for one, belongs to a busy agent."""
+        busy = {d.agent for d in self.directs if not d.gone}
+        busy |= {phone.user for phone in self.phones for r in phone.rings
+                 if r.live and not r.header["x-acd-queue"]
+                 and not {"CANCEL", "BYE"} & set(r.methods())}
+        for phone in self.phones:
+            for r in phone.rings:
+                if self.live_queue_ring(r) and r.state != "answered":
+                    assert r.header["x-acd-agent"] not in busy, (r, busy)
+
+    @invariant()
     def queue_service_holds_one_offer_or_call_per_agent(self) -> None:
         qs = self.rig.engine.queues
         agents = [entry.offer.agent for entry in qs.offers.values()]
@@ -232,7 +297,17 @@ class AcdMachine(RuleBasedStateMachine):
             if not c.gone and c.ref in self.rig.engine.calls.calls:
                 c.out.bye()
             c.gone = True
+        for d in self.directs:
+            self.direct_reads(d)
+            if not d.gone:
+                d.gone = True
+                if d.out.final is None:
+                    d.out.cancel()
+                elif d.out.final.status == 200:
+                    d.out.bye()
         for _ in range(4):
+            for d in self.directs:
+                self.direct_reads(d)
             for phone in self.phones:
                 phone.handle_all()
             for c in self.callers:
