@@ -12,6 +12,7 @@ event is published on the bus.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from acd.adapters.store import UpsertQueueTuning
 from acd.calls import Call, Destination, Leg
 from acd.queuemetrics import QueueCollector
 from acd.registrations import binding_target
@@ -114,6 +116,7 @@ class QueueService:
         self._timer: TimerHandle | None = None
         self._timer_at: float | None = None
         self._external: dict[str, set[str]] = {}  # agent -> refs of their non-queue calls
+        self.tuning: dict[str, dict[str, Any]] = {}  # queue -> changes made through the API
         # (device, call ref) -> the agent made busy: a reload during the call may move the
         # device or drop the agent, and the agent must still be freed when the call ends
         self._busy_agent: dict[tuple[str, str], str] = {}
@@ -146,6 +149,13 @@ class QueueService:
             out += self.dist.update_queue(qc.settings, now)
         self.device_agent = {d: a.agent for a in agents.values() for d in a.devices}
         self.queue_config = dict(queues)
+        # the admin API's changes stay on top of the file's settings across reloads
+        for name, changes in list(getattr(self, "tuning", {}).items()):
+            if name in self.queue_config:
+                try:
+                    self.tune(name, changes, persist=False)
+                except QueueTuningError as exc:
+                    log.warning("queue tuning dropped by the reload", queue=name, error=str(exc))
         # devices already registered count from the start
         for device in self.device_agent:
             registered = bool(self.engine.registrations.registrar.lookup(device))
@@ -412,8 +422,9 @@ class QueueService:
     def statuses(self) -> list[str]:
         return ["available", "logged_out", *getattr(self.engine.config, "agent_statuses", ())]
 
-    def tune(self, name: str, changes: dict[str, Any]) -> None:
-        """Apply an admin change to a queue at once (waiting callers keep their place)."""
+    def tune(self, name: str, changes: dict[str, Any], persist: bool = True) -> None:
+        """Apply an admin change to a queue at once (waiting callers keep their place); it
+        is stored, and applied again on top of the YAML after a reload or a restart."""
         from dataclasses import replace
 
         from queues.settings import Member
@@ -463,9 +474,22 @@ class QueueService:
         except (TypeError, ValueError) as exc:
             raise QueueTuningError("(body)", str(exc)) from None
         self.queue_config[name] = replace(qc, settings=settings)
-        log.info("queue tuned", queue=name, changes=sorted(changes))
-        self.engine.bus.emit("queue.tuned", {"queue": name, "changes": changes})
+        self.tuning[name] = {**self.tuning.get(name, {}), **changes}
+        if persist:
+            self.engine.store_submit(UpsertQueueTuning(
+                name, json.dumps(self.tuning[name], sort_keys=True), self.engine.clock.wall()))
+            log.info("queue tuned", queue=name, changes=sorted(changes))
+            self.engine.bus.emit("queue.tuned", {"queue": name, "changes": changes})
         self._apply(self.dist.update_queue(settings, self.now))
+
+    def restore_tuning(self, stored: dict[str, tuple[str, float]]) -> None:
+        """At start: the admin API's stored changes on top of the YAML settings. A change
+        that no longer applies (the queue or an agent was removed) is logged and skipped."""
+        for name, (changes, _at) in stored.items():
+            try:
+                self.tune(name, json.loads(changes), persist=False)
+            except (KeyError, ValueError) as exc:
+                log.warning("stored queue tuning not applied", queue=name, error=str(exc))
 
     def _member(self, index: int, m: Any, member_type: Any) -> Any:
         agents = set(self.dist.agents())

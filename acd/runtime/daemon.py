@@ -140,6 +140,7 @@ class Daemon:
             self.crm_consumer = redis_consumer(self.crm, cfg.events.bus, cfg.events.stream)
             await self.crm_consumer.start()
         restored = eng.registrations.restore(await store.load_bindings())
+        eng.queues.restore_tuning(await store.load_queue_tuning())
         log.info("bindings restored", count=restored)
         admin = AdminApi(self)
         try:

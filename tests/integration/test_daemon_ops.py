@@ -179,3 +179,43 @@ def test_tcp_keepalive_and_framing(tmp_path: Path) -> None:
         assert [i["transport"] for i in items if i["aor"] == "1002"] == ["tcp"]
     finally:
         assert d.stop() == 0
+
+
+def test_queue_tuning_applies_live_persists_and_is_validated(tmp_path: Path) -> None:
+    d = Daemon.demo(tmp_path / "d").start()
+    try:
+        status, body = d.request("PATCH", "/queues/sales",
+                                 {"ring_timeout": 25, "strategy": "round_robin"})
+        assert status == 200, body
+        assert body["strategy"] == "round_robin"
+        assert body["settings"]["ring_timeout"] == 25
+        status, body = d.request("PATCH", "/queues/sales", {"ring_timeout": -1})
+        assert status == 422 and body["detail"]["field"] == "ring_timeout"
+        status, body = d.request("PATCH", "/queues/sales", {"members": ["nobody"]})
+        assert status == 422 and body["detail"]["field"] == "members[0].agent"
+        assert d.request("PATCH", "/queues/nosuch", {"ring_timeout": 5})[0] == 404
+        assert d.request("PATCH", "/queues/sales", {"ring_timeout": 5},
+                         token="wrong")[0] == 401
+        # a refused change left nothing half-applied
+        assert d.get("/queues/sales")["settings"]["ring_timeout"] == 25
+    finally:
+        assert d.stop() == 0
+    d2 = Daemon(d.workdir, d.config_text, d.sip_port, d.admin_port).start()
+    try:
+        q = d2.get("/queues/sales")
+        assert (q["strategy"], q["settings"]["ring_timeout"]) == ("round_robin", 25)
+    finally:
+        assert d2.stop() == 0
+
+
+def test_agent_status_api(tmp_path: Path) -> None:
+    d = Daemon.demo(tmp_path / "d").start()
+    try:
+        status, body = d.request("PUT", "/agents/1001/status", {"status": "lunch"})
+        assert status == 200 and body["status"] == "lunch"
+        status, body = d.request("PUT", "/agents/1001/status", {"status": "sleeping"})
+        assert status == 422 and body["detail"]["field"] == "status"
+        assert d.request("PUT", "/agents/9999/status", {"status": "lunch"})[0] == 404
+        assert d.get("/agents/1001")["status"] == "lunch"
+    finally:
+        assert d.stop() == 0

@@ -11,6 +11,7 @@ from .ops import (
     StoreOp,
     TrunkStateRow,
     UpsertBinding,
+    UpsertQueueTuning,
     UpsertTrunkState,
 )
 from .sql import DEFAULT_URL, Store
@@ -26,6 +27,7 @@ __all__ = [
     "StoreOp",
     "TrunkStateRow",
     "UpsertBinding",
+    "UpsertQueueTuning",
     "UpsertTrunkState",
     "WriteBehind",
 ]

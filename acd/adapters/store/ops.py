@@ -130,4 +130,25 @@ class UpsertTrunkState:
         return None
 
 
-StoreOp = UpsertBinding | DeleteBinding | DeleteAor | UpsertTrunkState
+@dataclass(frozen=True, slots=True)
+class UpsertQueueTuning:
+    """The admin API's changes to one queue (JSON), replacing the ones stored before."""
+
+    name: str
+    changes: str
+    updated_at: float
+
+    @property
+    def key(self) -> Key:
+        return ("queue_tuning", self.name)
+
+    @property
+    def group(self) -> Key | None:
+        return None
+
+    @property
+    def clears(self) -> Key | None:
+        return None
+
+
+StoreOp = UpsertBinding | DeleteBinding | DeleteAor | UpsertTrunkState | UpsertQueueTuning

@@ -58,6 +58,15 @@ trunk_state = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
 )
 
+# queue settings changed through the admin API (revision 0003): the changes as JSON
+queue_tuning = sa.Table(
+    "queue_tuning",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("changes", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
 
 # --- CRM: call detail records, recordings, contacts, tickets (revision 0002) ------------
 # Times are UTC epoch seconds as doubles, like the events they come from.

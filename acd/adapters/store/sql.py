@@ -30,9 +30,10 @@ from .ops import (
     StoreOp,
     TrunkStateRow,
     UpsertBinding,
+    UpsertQueueTuning,
     UpsertTrunkState,
 )
-from .schema import bindings, trunk_state
+from .schema import bindings, queue_tuning, trunk_state
 
 DEFAULT_URL = "sqlite+aiosqlite:///var/acd.sqlite3"
 
@@ -55,6 +56,8 @@ class Store:
         )
         self._upsert_binding = self._upsert(bindings, ("aor", "contact"), _BINDING_COLUMNS)
         self._upsert_trunk = self._upsert(trunk_state, ("name",), _TRUNK_COLUMNS)
+        self._upsert_tuning = self._upsert(queue_tuning, ("name",),
+                                           ("name", "changes", "updated_at"))
         self._delete_binding = bindings.delete().where(
             bindings.c.aor == sa.bindparam("b_aor"),
             bindings.c.contact == sa.bindparam("b_contact"),
@@ -119,6 +122,12 @@ class Store:
             result = await conn.execute(query)
             return [TrunkStateRow(**row) for row in result.mappings()]
 
+    async def load_queue_tuning(self) -> dict[str, tuple[str, float]]:
+        """Queue name -> (changes as JSON, when) for every queue tuned through the API."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(sa.select(queue_tuning))
+            return {r.name: (r.changes, r.updated_at) for r in result}
+
     def _upsert(self, table: sa.Table, keys: Sequence[str], columns: Sequence[str]) -> Any:
         stmt = self._insert(table)
         return stmt.on_conflict_do_update(
@@ -140,6 +149,10 @@ class Store:
         if isinstance(first, UpsertTrunkState):
             rows = [_trunk_params(op.row) for op in run if isinstance(op, UpsertTrunkState)]
             return self._upsert_trunk, rows
+        if isinstance(first, UpsertQueueTuning):
+            return self._upsert_tuning, [
+                {"name": op.name, "changes": op.changes, "updated_at": op.updated_at}
+                for op in run if isinstance(op, UpsertQueueTuning)]
         raise TypeError(f"not a store op: {first!r}")
 
 
