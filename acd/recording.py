@@ -12,6 +12,7 @@ thread; `recording.ready` (path, duration, size) follows once the file is closed
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from datetime import UTC, datetime
@@ -163,8 +164,6 @@ def purge_old_recordings(root: Path, days: int, now: float) -> list[str]:
         except OSError as exc:
             log.warning("cannot delete an old recording", path=str(path), error=str(exc))
     for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
-        try:
+        with contextlib.suppress(OSError):
             folder.rmdir()  # only succeeds when empty
-        except OSError:
-            pass
     return deleted
