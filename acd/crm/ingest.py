@@ -38,7 +38,7 @@ from acd.adapters.store.schema import (
 from acd.events import Event
 
 from .links import LinkMaker, Links, TicketWork, refresh_tickets
-from .project import FACT_TYPES, RECORDING_TYPES, CallView, Fact, project
+from .project import FACT_TYPES, RECORDING_TYPES, CallView, Fact, clean, project
 
 AGENT_TYPES = frozenset({"agent.status_changed"})
 OCCUPANCY_TYPE = "agent.state_changed"
@@ -74,10 +74,12 @@ class CrmConfig:
 def call_ref_of(ev: Event) -> str | None:
     """Which call an event is about: the event's call id, or its data's call/caller."""
     ref = ev.call_id or ev.data.get("call") or ev.data.get("caller")
-    return ref if isinstance(ref, str) and ref else None
+    return ref if isinstance(ref, str) and ref and "\x00" not in ref else None
 
 
 def is_relevant(ev: Event, config: CrmConfig) -> bool:
+    if not isinstance(ev.id, str) or "\x00" in ev.id:
+        return False  # could never be stored, so never marked done: would poison a stream
     if ev.type in FACT_TYPES:
         return call_ref_of(ev) is not None
     return ev.type in AGENT_TYPES or (config.record_occupancy and ev.type == OCCUPANCY_TYPE)
@@ -125,9 +127,9 @@ class Ingest:
         return [ev for ev in events if ev.id in claimed]
 
     async def _agents(self, conn: AsyncConnection, events: list[Event]) -> None:
-        rows = [{"agent": str(d["agent"]), "layer": str(d.get("layer") or "status"),
-                 "old": _opt(d.get("old")), "new": _opt(d.get("new")),
-                 "reason": _opt(d.get("reason")), "at": ev.ts, "event_id": ev.id}
+        rows = [{"agent": clean(d["agent"]), "layer": clean(d.get("layer") or "status"),
+                 "old": clean(d.get("old")), "new": clean(d.get("new")),
+                 "reason": clean(d.get("reason")), "at": ev.ts, "event_id": ev.id}
                 for ev in events if (d := ev.data).get("agent") is not None]
         if rows:
             await conn.execute(agent_status_history.insert(), rows)
@@ -223,8 +225,6 @@ def _best_recording(recs: list[dict[str, Any]]) -> int | None:
     return int(best[-1]["id"]) if best else None
 
 
-def _opt(v: Any) -> str | None:
-    return None if v is None else str(v)
 
 
 def _recording_row(ref: str, ev: Event) -> dict[str, Any]:
@@ -237,10 +237,10 @@ def _recording_row(ref: str, ev: Event) -> dict[str, Any]:
 
     channels, size = num("channels"), num("size")
     return {
-        "call_ref": ref, "event_id": ev.id, "path": str(d.get("path") or ""),
+        "call_ref": ref, "event_id": ev.id, "path": clean(d.get("path") or ""),
         "duration": num("duration"), "channels": int(channels) if channels is not None else None,
         "size": int(size) if size is not None else None, "created_at": ev.ts,
         "kind": "voicemail" if voicemail else "call",
         "status": "failed" if ev.type == "recording.failed" else "ready",
-        "mailbox": _opt(d.get("mailbox")), "error": _opt(d.get("error")),
+        "mailbox": clean(d.get("mailbox")), "error": clean(d.get("error")),
     }

@@ -91,9 +91,13 @@ def _pick(key: str, *sources: Fact | None) -> Any:
     return None
 
 
+def clean(value: Any) -> str | None:
+    """Event text as a text column takes it: PostgreSQL refuses NUL, whatever sent it."""
+    return None if value is None else str(value).replace("\x00", "")
+
+
 def _text(key: str, *sources: Fact | None) -> str | None:
-    v = _pick(key, *sources)
-    return None if v is None else str(v)
+    return clean(_pick(key, *sources))
 
 
 def _num(v: Any) -> float | None:
