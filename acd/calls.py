@@ -116,6 +116,7 @@ class Call:
     queue: str | None = None
     busy_devices: set[str] = field(default_factory=set)  # agents' devices on this call
     outbound_rule: str | None = None
+    route: str = "open"  # the hotline routing decision: open, out_of_hours, blacklisted
     recording: Any = None  # acd.recording.CallRecording once one was started
     ringback: bool = False
 
@@ -265,6 +266,7 @@ class Call:
             "answered": self.answered is not None,
             "connected_to": self.connected.party if self.connected else None,
             "queue": self.queue,
+            "route": self.route,
             "agent": self.connected.agent if self.connected else None,
             "media": {k: v for k, v in quality.items() if v},
             "duration": round(now - self.started, 3),
@@ -471,10 +473,11 @@ class CallService:
         eng.metrics.active_calls.set(len(self.calls))
         call._log("call started", direction=direction, from_=from_number, to=to_number,
                   hotline=hotline, destination=f"{dest.kind}:{dest.target}")
+        call.route = dest.reason if hotline is not None and dest.reason else "open"
         call.emit("call.started", {"direction": direction, "from": from_number,
                                    "to": to_number, "hotline": hotline,
                                    "trunk": call.trunk, "account": call.account,
-                                   "sip_call_id": req.call_id})
+                                   "sip_call_id": req.call_id, "route": call.route})
         if dest.kind in ("extension", "outbound") and req.body \
                 and media.answer(req.body) is None:
             # an offer we could never answer fails now, not after a phone rang and answered
@@ -755,8 +758,9 @@ def _from_inbound(route: Any) -> Destination | None:
     if route is None:
         return None
     kind = route.kind
+    outcome = getattr(route, "outcome", "open")  # open | out_of_hours | blacklisted | no_route
     if kind == "reject":
-        return Destination("reject", status=route.status or 603)
+        return Destination("reject", status=route.status or 603, reason=outcome)
     if kind == "play":
-        return Destination("play", route.target, prompt=route.target)
-    return Destination(kind, route.target)
+        return Destination("play", route.target, prompt=route.target, reason=outcome)
+    return Destination(kind, route.target, reason=outcome)

@@ -54,6 +54,16 @@ async def _stage_none() -> Stage:
 STAGES: dict[str, Callable[[], Awaitable[Stage]]] = {"none": _stage_none}
 
 
+def _add_ticket_stage() -> None:
+    """The CRM stage (publish -> ticket created) lives in bench.events_ticket."""
+    from bench.events_ticket import stage_ticket
+
+    STAGES["ticket"] = stage_ticket
+
+
+_add_ticket_stage()
+
+
 @dataclass
 class Report:
     sent: int

@@ -137,7 +137,8 @@ class Daemon:
         if self.publisher is None:
             self.crm_consumer: Any = await consume_inproc(eng.bus, self.crm)
         else:
-            self.crm_consumer = redis_consumer(self.crm, cfg.events.bus, cfg.events.stream)
+            self.crm_consumer = redis_consumer(self.crm, cfg.events.bus, cfg.events.stream,
+                                               group="crm", consumer=cfg.node_id)
             await self.crm_consumer.start()
         restored = eng.registrations.restore(await store.load_bindings())
         eng.queues.restore_tuning(await store.load_queue_tuning())
@@ -182,6 +183,8 @@ class Daemon:
         if self.publisher is not None:
             await self.publisher.stop()
         await self.crm_consumer.stop()
+        if getattr(self.crm_consumer, "redis", None) is not None:
+            await self.crm_consumer.redis.aclose()
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
