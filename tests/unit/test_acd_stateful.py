@@ -1,12 +1,14 @@
 """The ACD on calls under any interleaving: trunk callers arrive for sales (1001, 1002, longest
 idle) and support (1003 on two phones, ring-all), hang up or finish their prompts; agents'
 phones ring, answer, refuse, hang up, answer our CANCEL/BYE late or not at all for a while,
-register and unregister, dial *21 / *22; time passes (ring timeouts, retry delays, wrap-ups,
-announcements, max_wait to voicemail).
+register and unregister, dial *21 / *22 or each other's extensions; time passes (ring
+timeouts, retry delays, wrap-ups, announcements, max_wait to voicemail), sometimes with the
+messages that arrive next read before the timers due (a lease running out as the answer comes).
 
 Always: no phone has two live queue legs at once and an agent's live legs are for one caller;
-QueueService holds at most one offer or connected call per agent; no call ends twice nor any
-caller leaves its queue twice. At the end, once everyone hung up and time ran out, every call
+an answered queue leg is bridged to its caller; an agent busy on another call is not rung for
+the queue; QueueService holds at most one offer or connected call per agent; no call ends twice
+nor any caller leaves its queue twice. At the end, once everyone hung up and time ran out, every call
 ended exactly once and nothing of them survives (calls, sessions, endpoints, QueueService
 state, transactions).
 
