@@ -87,8 +87,12 @@ def concurrency_step(sipp: str, sipp_dir: Path, daemon: Daemon, n: int, hold: fl
     deviations: list[float] = []
     late = 0
     total = 0
+    # steady state only: from when the last caller is in (the arrival of new calls is the
+    # call-rate benchmark's business) to shortly before the first hang-ups
+    start = max((s.times[0] for s in streams), default=0.0) + 0.5
+    end = min((s.times[-1] for s in streams), default=0.0) - 0.5
     for s in streams:
-        times = s.times[5:]  # skip the start-up of each stream
+        times = [t for t in s.times if start <= t <= end]
         for a, b in itertools.pairwise(times):
             gap = b - a
             deviations.append(abs(gap - 0.020) * 1000)
@@ -105,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rates", default="25,50,100,150,200,250,300,400")
     ap.add_argument("--step-seconds", type=float, default=5.0)
     ap.add_argument("--streams", default="100,200,300,400,500,600,800")
-    ap.add_argument("--hold", type=float, default=6.0)
+    ap.add_argument("--hold", type=float, default=12.0)
     args = ap.parse_args(argv)
     if args.smoke:
         args.rates, args.step_seconds, args.streams, args.hold = "10", 1.0, "10", 2.0
