@@ -148,6 +148,10 @@ class Message:
     def top_via(self) -> Via:
         v = self._cache.get("via")
         if v is None:
+            vias = self._cache.get("vias")
+            if vias:  # parsed already (the parser's validation does): the same object
+                v = self._cache["via"] = vias[0]  # type: ignore[index]
+                return v  # type: ignore[return-value]
             value = self.headers.get("via")
             if value is None:
                 raise HeaderError("no Via")

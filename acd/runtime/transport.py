@@ -35,12 +35,21 @@ MAX_TCP_CONNECTIONS = 10000
 OnMessage = Callable[[bytes, Address], None]
 
 
+_IP_LITERALS: set[str] = set()
+
+
 def _is_ip(host: str) -> bool:
+    # every send asks; ipaddress parsing cost more than the sendto itself, and the few
+    # hosts a node talks to repeat (bounded: the addresses come from the network)
+    if host in _IP_LITERALS:
+        return True
     try:
         ipaddress.ip_address(host)
-        return True
     except ValueError:
         return False
+    if len(_IP_LITERALS) < 65536:
+        _IP_LITERALS.add(host)
+    return True
 
 
 class _TcpConnection(asyncio.Protocol):
