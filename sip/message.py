@@ -151,7 +151,7 @@ class Message:
             vias = self._cache.get("vias")
             if vias:  # parsed already (the parser's validation does): the same object
                 v = self._cache["via"] = vias[0]  # type: ignore[index]
-                return v  # type: ignore[return-value]
+                return v
             value = self.headers.get("via")
             if value is None:
                 raise HeaderError("no Via")
