@@ -1,6 +1,6 @@
 """Admin API routes over the CRM: CDRs, recordings (metadata and audio with HTTP range
 requests), contacts (create, read, update, delete, search, merge) and tickets (list, read,
-update, notes), plus agents' status history.
+update, notes), agents' status history, and the queue and agent reports.
 
 The service validates; these handlers only translate: `CrmError` -> 422 naming the field,
 `NotFound` -> 404, dataclasses -> JSON. List routes answer `{"items": [...], "next": cursor}`.
@@ -175,6 +175,20 @@ def add_crm_routes(app: web.Application, daemon: Daemon) -> None:
             limit=a.get("limit"), cursor=a.get("cursor"))
         return _page(items, cursor)
 
+    @_guard
+    async def queue_report(request: web.Request) -> web.Response:
+        a = request.query
+        items = await crm().queue_report(since=a.get("since"), until=a.get("until"),
+                                         queue=a.get("queue"), sl=a.get("sl"))
+        return _page(items, None)
+
+    @_guard
+    async def agent_report(request: web.Request) -> web.Response:
+        a = request.query
+        items = await crm().agent_report(since=a.get("since"), until=a.get("until"),
+                                         agent=a.get("agent"))
+        return _page(items, None)
+
     r = app.router
     r.add_get("/cdrs", list_cdrs)
     r.add_get("/cdrs/{ref}", get_cdr)
@@ -191,3 +205,5 @@ def add_crm_routes(app: web.Application, daemon: Daemon) -> None:
     r.add_patch("/tickets/{id}", update_ticket)
     r.add_post("/tickets/{id}/notes", add_note)
     r.add_get("/agents/{id}/history", agent_history)
+    r.add_get("/reports/queues", queue_report)
+    r.add_get("/reports/agents", agent_report)

@@ -104,7 +104,6 @@ class AdminApi:
             return resp
         if request.method not in ("GET", "HEAD") and role != "admin":
             return _json_error(403, "forbidden", "this route needs an admin token")
-        request["role"] = role
         return await handler(request)
 
     # routes ------------------------------------------------------------------------------

@@ -41,6 +41,48 @@ _PAGE = [_q("limit", "page size (1-500)", {"type": "integer"}),
 _ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
 
 
+def _obj(**fields: tuple[str | list[str], str]) -> dict[str, Any]:
+    """An object schema whose every field is required: name=(type, description)."""
+    return {"type": "object", "required": list(fields), "properties": {
+        k: {"type": t, "description": d} for k, (t, d) in fields.items()}}
+
+
+_INT, _NUM, _NUM_OR_NULL = "integer", "number", ["number", "null"]
+_QUEUE_REPORT = _obj(
+    queue=("string", "the queue: the last one each call entered"),
+    offered=(_INT, "finished calls whose last queue this was, whatever their outcome"),
+    answered=(_INT, "answered by an agent"),
+    abandoned=(_INT, "the caller hung up while queued"),
+    missed=(_INT, "nobody answered and the caller did not give up (max wait, full, no "
+                  "agents)"),
+    voicemail=(_INT, "sent to voicemail"),
+    failed=(_INT, "failed"),
+    answered_within_sl=(_INT, "answered after at most sl_seconds in the queue"),
+    abandoned_after_sl=(_INT, "hung up after more than sl_seconds in the queue (or after an "
+                              "unknown time)"),
+    sl_seconds=(_NUM, "the service level threshold, seconds in the queue"),
+    service_level=(_NUM_OR_NULL, "answered_within_sl / (answered + abandoned after more "
+                                 "than sl_seconds in the queue), in %, as the live queue "
+                                 "metric; null without such calls"),
+    abandon_rate=(_NUM_OR_NULL, "abandoned / offered, in %"),
+    avg_wait_seconds=(_NUM_OR_NULL, "average seconds in the queue of the answered calls "
+                                    "(IVR time not included)"),
+    max_wait_seconds=(_NUM_OR_NULL, "longest seconds in the queue of an answered call"),
+    avg_talk_seconds=(_NUM_OR_NULL, "average talk of the answered calls"),
+)
+_AGENT_REPORT = _obj(
+    agent=("string", "the agent id"),
+    offers=(_INT, "queue offers to the agent (agent call legs), answered or not"),
+    answered=(_INT, "offers the agent answered"),
+    no_answer=(_INT, "offers that rang out; the rest of the unanswered were canceled"),
+    rejected=(_INT, "offers the agent rejected"),
+    avg_ring_seconds=(_NUM_OR_NULL, "average seconds from offer to answer of the answered "
+                                    "offers whose offer time is known"),
+    talk_seconds=(_NUM, "total talk of the answered calls naming the agent"),
+    avg_talk_seconds=(_NUM_OR_NULL, "average talk of those calls"),
+)
+
+
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
@@ -67,9 +109,10 @@ OPENAPI: dict[str, Any] = {
                                     "field": {"type": "string"},
                                     "reason": {"type": "string"}}}}}}}},
         },
-        "schemas": {name: _ANY_OBJECT for name in (
+        "schemas": {**{name: _ANY_OBJECT for name in (
             "Registration", "Trunk", "Call", "Queue", "Agent", "Cdr", "Recording", "Contact",
             "Ticket", "TicketDetail", "TicketEvent", "AgentStatusChange")},
+            "QueueReport": _QUEUE_REPORT, "AgentReport": _AGENT_REPORT},
     },
     "paths": {
         "/healthz": {"get": {"summary": "liveness", "security": [],
@@ -175,6 +218,25 @@ OPENAPI: dict[str, Any] = {
             "requestBody": _body({"type": "object", "required": ["text"], "properties": {
                 "text": {"type": "string"}, "author": {"type": "string"}}}),
             "responses": {"201": _ok("TicketEvent"), "404": _ERR, "422": _INVALID}}},
+        "/reports/queues": {"get": {
+            "summary": "per queue, from the finished calls started in [since, until): "
+                       "offered, answered, abandoned, missed, voicemail, failed; seconds in "
+                       "the queue (average, maximum) and talk of the answered calls; service "
+                       "level = answered within sl / (answered + abandoned after sl), and "
+                       "abandon rate, in %",
+            "parameters": [_q("since", "epoch seconds"), _q("until", "epoch seconds"),
+                           _q("queue", "only this queue"),
+                           _q("sl", "service level threshold in seconds in the queue "
+                                    "(default 20; a wait of exactly sl is within)",
+                              {"type": "number"})],
+            "responses": {"200": _ok(_list("QueueReport")), "422": _INVALID}}},
+        "/reports/agents": {"get": {
+            "summary": "per agent, from the finished calls started in [since, until): queue "
+                       "offers, answered, no answer, rejected (the agent call legs), average "
+                       "ring from offer to answer, total and average talk",
+            "parameters": [_q("since", "epoch seconds"), _q("until", "epoch seconds"),
+                           _q("agent", "only this agent")],
+            "responses": {"200": _ok(_list("AgentReport")), "422": _INVALID}}},
         "/config/reload": {"post": {
             "summary": "reload the YAML config; refused with the problems when invalid",
             "responses": {"200": _ok(_ANY_OBJECT), "422": {

@@ -1,5 +1,5 @@
 """CRM on top of the engine's events: call detail records and legs, recordings, contacts,
-tickets with their history, and agent status history.
+tickets with their history, agent status history, and queue and agent reports.
 
 ``CrmService(store)`` consumes events (``handle``) and answers the HTTP layer's queries;
 ``consume_inproc(bus, service)`` and ``redis_consumer(service, url, stream)`` feed it.
@@ -8,10 +8,12 @@ tickets with their history, and agent status history.
 from .errors import CrmError, NotFound
 from .ingest import CrmConfig
 from .model import (
+    AgentReport,
     AgentStatusChange,
     Cdr,
     CdrLeg,
     Contact,
+    QueueReport,
     Recording,
     Ticket,
     TicketDetail,
@@ -23,6 +25,7 @@ from .wiring import InprocConsumer, consume_inproc, redis_consumer
 
 __all__ = [
     "UNSET",
+    "AgentReport",
     "AgentStatusChange",
     "Cdr",
     "CdrLeg",
@@ -33,6 +36,7 @@ __all__ = [
     "CrmStats",
     "InprocConsumer",
     "NotFound",
+    "QueueReport",
     "Recording",
     "Ticket",
     "TicketDetail",

@@ -136,6 +136,44 @@ class AgentStatusChange:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class QueueReport:
+    """One queue's finished calls over a period (acd/crm/reports.py says what counts).
+    Waits are seconds in the queue (the CDR's hold_seconds), not since the call started."""
+
+    queue: str
+    offered: int  # finished calls whose last queue this was, whatever their outcome
+    answered: int
+    abandoned: int  # the caller hung up while waiting
+    missed: int  # nobody answered and the caller did not give up: timeout, full, no agents
+    voicemail: int  # sent to voicemail, usually by the queue's overflow
+    failed: int
+    answered_within_sl: int  # answered after at most sl_seconds in the queue
+    abandoned_after_sl: int  # hung up after more than sl_seconds (or an unknown time)
+    sl_seconds: float
+    # answered_within_sl / (answered + abandoned after more than sl_seconds in the queue),
+    # in %: the live queue metric's definition
+    service_level: float | None
+    abandon_rate: float | None  # abandoned / offered, in %
+    avg_wait_seconds: float | None  # seconds in the queue of the answered calls
+    max_wait_seconds: float | None
+    avg_talk_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReport:
+    """One agent's queue offers and answered calls over a period (acd/crm/reports.py)."""
+
+    agent: str
+    offers: int  # agent legs: one per queue offer, answered or not
+    answered: int
+    no_answer: int  # rang out; offers - answered - no_answer - rejected were canceled
+    rejected: int
+    avg_ring_seconds: float | None  # offer to answer, over the answered offers
+    talk_seconds: float  # in total, of the answered calls naming the agent
+    avg_talk_seconds: float | None
+
+
 T = TypeVar("T")
 
 

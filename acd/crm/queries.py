@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from acd.adapters.store.schema import agent_status_history, cdr_legs, cdrs, recordings
 
 from . import validate as v
-from .errors import CrmError, NotFound
+from .errors import NotFound
 from .model import (
     DIRECTIONS,
     OUTCOMES,
@@ -29,20 +29,13 @@ from .model import (
 Page = tuple[list[Any], str | None]
 
 
-def _range(since: Any, until: Any) -> tuple[float | None, float | None]:
-    lo, hi = v.timestamp("since", since), v.timestamp("until", until)
-    if lo is not None and hi is not None and lo > hi:
-        raise CrmError("until", "must not be before since")
-    return lo, hi
-
-
 async def list_cdrs(engine: AsyncEngine, *, since: Any = None, until: Any = None,
                     hotline: Any = None, queue: Any = None, agent: Any = None,
                     direction: Any = None, outcome: Any = None, limit: Any = None,
                     cursor: Any = None) -> Page:
     """Finished calls started in [since, until), newest first."""
     c = cdrs.c
-    lo, hi = _range(since, until)
+    lo, hi = v.time_range(since, until)
     n = v.limit(limit)
     key = v.decode_cursor(cursor, (float, str))
     conds: list[Any] = [c.outcome.is_not(None)]
@@ -109,7 +102,7 @@ async def list_agent_status(engine: AsyncEngine, *, agent: Any = None, since: An
                             until: Any = None, limit: Any = None, cursor: Any = None) -> Page:
     """Agent status changes, newest first."""
     h = agent_status_history.c
-    lo, hi = _range(since, until)
+    lo, hi = v.time_range(since, until)
     n = v.limit(limit)
     key = v.decode_cursor(cursor, (float, int))
     conds: list[Any] = []

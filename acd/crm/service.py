@@ -7,7 +7,8 @@ nothing of the call was written, so the event can be delivered again.
 
 Query side (for the HTTP layer; every method validates its arguments, raising ``CrmError``
 for a 422 and ``NotFound`` for a 404, and returns dataclasses ``dataclasses.asdict`` turns
-into JSON): CDRs, recordings, contacts, tickets, agent status history.
+into JSON): CDRs, recordings, contacts, tickets, agent status history, and the queue and
+agent reports computed from the CDRs.
 """
 
 from __future__ import annotations
@@ -25,10 +26,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from acd.adapters.store import Store
 from acd.events import Event
 
-from . import queries
+from . import queries, reports
 from .contacts import Contacts
 from .ingest import CrmConfig, Ingest, is_relevant
-from .model import AgentStatusChange, Cdr, Contact, Recording, Ticket, TicketDetail, TicketEvent
+from .model import (
+    AgentReport,
+    AgentStatusChange,
+    Cdr,
+    Contact,
+    QueueReport,
+    Recording,
+    Ticket,
+    TicketDetail,
+    TicketEvent,
+)
 from .tickets import Tickets
 from .validate import UNSET
 
@@ -141,6 +152,18 @@ class CrmService:
                                 ) -> tuple[list[AgentStatusChange], str | None]:
         return await queries.list_agent_status(self.store.engine, agent=agent, since=since,
                                                until=until, limit=limit, cursor=cursor)
+
+    # --- reports ---------------------------------------------------------------------------
+
+    async def queue_report(self, *, since: Any = None, until: Any = None, queue: Any = None,
+                           sl: Any = None) -> list[QueueReport]:
+        return await reports.queue_report(self.store.engine, since=since, until=until,
+                                          queue=queue, sl=sl)
+
+    async def agent_report(self, *, since: Any = None, until: Any = None,
+                           agent: Any = None) -> list[AgentReport]:
+        return await reports.agent_report(self.store.engine, since=since, until=until,
+                                          agent=agent)
 
     # --- contacts --------------------------------------------------------------------------
 

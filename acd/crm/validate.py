@@ -90,6 +90,30 @@ def timestamp(field: str, value: Any) -> float | None:
     return t
 
 
+def time_range(since: Any, until: Any) -> tuple[float | None, float | None]:
+    """The bounds of ``[since, until)``, either one open; ``until`` before ``since`` is
+    refused."""
+    lo, hi = timestamp("since", since), timestamp("until", until)
+    if lo is not None and hi is not None and lo > hi:
+        raise CrmError("until", "must not be before since")
+    return lo, hi
+
+
+def positive(field: str, value: Any, default: float) -> float:
+    """A finite number above zero (a threshold in seconds...); ``default`` when absent."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise CrmError(field, "must be a positive number")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise CrmError(field, "must be a positive number") from None
+    if not math.isfinite(x) or x <= 0:
+        raise CrmError(field, "must be a finite number above 0")
+    return x
+
+
 def choice(field: str, value: Any, allowed: Sequence[str]) -> str | None:
     if value is None or value == "":
         return None
