@@ -168,6 +168,11 @@ class Engine:
             self.network.send(resp.serialize(), source)
             return
         self._stamp_via(req, source)
+        if req.method == "REGISTER" and "authorization" not in req.headers:
+            # without credentials nothing can change: the answer is a challenge (or an
+            # error), sent without keeping a transaction for 64*T1 (Kamailio does the same)
+            self.layer.receive_request_stateless(req, source)
+            return
         self.layer.receive_request(req, source)
 
     @staticmethod

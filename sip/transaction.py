@@ -5,7 +5,10 @@ InviteServerTransaction, NonInviteServerTransaction. Their timers (A..M) are der
 `TimerConfig` (T1, T2, T4) and scheduled on a `Timers` heap; the network is any object with
 `send(data, address)`. `TransactionLayer` matches incoming messages to transactions
 (§17.1.3, §17.2.3, with RFC 2543 fallback), absorbs retransmissions, detects merged requests
-(§8.2.2.2, 482) and hands new requests to the transaction user (TU).
+(§8.2.2.2, 482) and hands new requests to the transaction user (TU). Requests the TU can
+answer without any state change (a REGISTER without credentials only ever gets a challenge
+or an error) may be handed over as a StatelessServerTransaction (§8.2.7): nothing is kept,
+and a retransmission is simply answered again.
 
 Addresses are `(transport, ip, port)` tuples; "tcp"/"tls" are reliable, so the timers that
 only exist to retransmit over UDP are not started and the wait states last zero seconds.
@@ -33,6 +36,7 @@ __all__ = [
     "NonInviteServerTransaction",
     "ServerTransaction",
     "State",
+    "StatelessServerTransaction",
     "TimerConfig",
     "TransactionLayer",
     "TransactionUser",
@@ -192,6 +196,29 @@ class NonInviteServerTransaction(ServerTransaction):
     def receive(self, request: Request) -> None:
         if self.state in (State.PROCEEDING, State.COMPLETED):
             self._resend()
+
+
+class StatelessServerTransaction(ServerTransaction):
+    """A non-INVITE request answered without transaction state (§8.2.7 stateless UAS).
+
+    Registrars challenge this way (Kamailio and OpenSIPS send their 401s statelessly):
+    the first REGISTER of every registration then costs no table entry, no Timer J and no
+    memory for the 64*T1 the transaction would otherwise be kept. Only for requests whose
+    answer changes nothing: a retransmission gets a freshly computed answer."""
+
+    __slots__ = ()
+
+    def __init__(self, layer: TransactionLayer, request: Request, source: Address) -> None:
+        super().__init__(layer, (), request, source)
+
+    def respond(self, response: Response) -> None:
+        if self.state is State.TERMINATED or response.status < 200:
+            return  # one final answer; a stateless UAS sends no provisional ones (§8.2.7)
+        self.state = State.TERMINATED
+        self.layer.send_response_bytes(response.serialize(), self)
+
+    def receive(self, request: Request) -> None:  # never matched: it is in no table
+        pass
 
 
 class InviteServerTransaction(ServerTransaction):
@@ -488,6 +515,13 @@ class TransactionLayer:
         if req.method == "INVITE":
             txn.respond(make_response(req, 100, server=self.server_header))
         self.tu.on_request(txn, req)
+
+    def receive_request_stateless(self, req: Request, source: Address) -> None:
+        """Hand a non-INVITE request to the TU without keeping transaction state (see
+        StatelessServerTransaction); only for requests whose answer changes nothing."""
+        if req.method in ("INVITE", "ACK", "CANCEL"):
+            raise ValueError(f"{req.method} needs its transaction")
+        self.tu.on_request(StatelessServerTransaction(self, req, source), req)
 
     def receive_response(self, resp: Response, source: Address) -> None:
         try:

@@ -462,6 +462,25 @@ def test_retransmitted_register_gets_the_same_bytes_and_no_second_change() -> No
     assert rig.metric("acd_register_requests_total", {"result": "200"}) == 1
 
 
+def test_register_without_credentials_is_challenged_statelessly() -> None:
+    rig = Rig()
+    ua = UA(rig)
+    data = ua.register()
+    (first,) = rig.deliver(data, ua.addr)
+    assert first.response.status == 401
+    assert rig.engine.layer.servers == {}  # no transaction kept for 64*T1
+    rig.clock.advance(0.5)
+    (again,) = rig.deliver(data, ua.addr)  # a retransmission is challenged afresh
+    assert again.response.status == 401
+    assert again.response.to.tag and again.response.call_id == first.response.call_id
+    # either challenge is good: the answer to the first registers
+    resp = ua.send_one(ua.register(authorization=ua.answer(first.response, "REGISTER",
+                                                            REG_URI)))
+    assert resp.status == 200
+    assert len(rig.engine.layer.servers) == 1  # the authenticated one is stateful
+    assert rig.metric("acd_register_requests_total", {"result": "401"}) == 2
+
+
 def test_contact_beyond_max_contacts_replaces_the_stalest() -> None:
     rig = Rig(config_text(max_contacts=2))
     phones = [UA(rig, port=5100 + i) for i in range(3)]

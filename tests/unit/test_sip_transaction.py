@@ -10,12 +10,14 @@ import pytest
 
 from sip.builder import make_response
 from sip.message import Headers, Request, Response
+from sip.parser import parse_message
 from sip.transaction import (
     InviteClientTransaction,
     InviteServerTransaction,
     NonInviteServerTransaction,
     ServerTransaction,
     State,
+    StatelessServerTransaction,
     TimerConfig,
 )
 from sip.uri import parse_uri
@@ -286,6 +288,47 @@ def test_non_invite_server_trying_proceeding_completed() -> None:
     txn.respond(error)  # a second final response is discarded
     assert sent_statuses(h) == [(0.0, 100), (0.25, 100), (0.25, 200), (0.5, 200)]
     assert len(h.tu.requests) == 1
+
+
+def test_stateless_server_answers_once_and_keeps_nothing() -> None:
+    h = Harness()
+    reg = request("REGISTER", via_params=";rport")
+    answered: list[ServerTransaction] = []
+
+    def answer(txn: ServerTransaction, req: Request) -> None:
+        answered.append(txn)
+        txn.respond(txn.make_response(100))  # §8.2.7: a stateless UAS sends no 1xx
+        txn.respond(txn.make_response(401))
+        txn.respond(txn.make_response(200))  # one final answer only
+
+    h.tu.on_new = answer
+    h.layer.receive_request_stateless(parse_message(reg.serialize()), UDP_PEER)
+    assert sent_statuses(h) == [(0.0, 401)]
+    assert h.net.sent[0].addr == UDP_PEER
+    assert isinstance(answered[0], StatelessServerTransaction)
+    assert answered[0].state is State.TERMINATED
+    assert h.layer.servers == {} and len(h.timers) == 0
+    # a retransmission is a new request, answered afresh (no Timer J to absorb it)
+    h.clock.advance(0.5)
+    h.layer.receive_request_stateless(parse_message(reg.serialize()), UDP_PEER)
+    assert sent_statuses(h) == [(0.0, 401), (0.5, 401)]
+    assert len(h.tu.requests) == 2
+
+
+def test_stateless_responses_follow_via_without_rport() -> None:
+    h = Harness(force_rport=False)
+    h.tu.on_new = lambda txn, req: txn.respond(txn.make_response(401))
+    h.layer.receive_request_stateless(parse_message(request("REGISTER").serialize()),
+                                      ("udp", "192.0.2.10", 40000))
+    assert h.net.sent[0].addr == ("udp", "192.0.2.10", 5062)  # §18.2.2: the sent-by port
+
+
+@pytest.mark.parametrize("method", ["INVITE", "ACK", "CANCEL"])
+def test_invite_ack_and_cancel_are_never_stateless(method: str) -> None:
+    h = Harness()
+    with pytest.raises(ValueError):
+        h.layer.receive_request_stateless(request(method), UDP_PEER)
+    assert h.tu.requests == []
 
 
 @pytest.mark.parametrize("t1", [0.5, 0.2])
