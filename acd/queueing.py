@@ -15,15 +15,17 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from acd.adapters.store import UpsertQueueTuning
+from acd.adapters.store import AgentStateRow, UpsertAgentState, UpsertQueueTuning
 from acd.calls import Call, Destination, Leg
 from acd.queuemetrics import QueueCollector
 from acd.registrations import binding_target
+from queues.agent import AUTO_PAUSED, AVAILABLE, LOGGED_OUT
 from queues.distributor import Distributor
 from queues.outputs import (
     CancelOffer,
@@ -59,6 +61,12 @@ _NUMBERS = {  # tunable numeric settings: (minimum, whether the minimum itself i
     "sticky_timeout": (0.0, True), "tier_step": (0.0, True),
 }
 _INTEGERS = ("max_len", "autopause_after", "handle_time_samples")
+
+# The availability a configured agent starts with: a registered phone is ready to take calls
+# until the agent says otherwise (*22, the admin API). No stored row means this status.
+START_STATUS = AVAILABLE
+# The reason of the availability changes made at start from the store (agent.status_changed)
+RESTORED = "restored"
 
 log = structlog.get_logger("acd.queues")
 
@@ -120,7 +128,11 @@ class QueueService:
         # (device, call ref) -> the agent made busy: a reload during the call may move the
         # device or drop the agent, and the agent must still be freed when the call ends
         self._busy_agent: dict[tuple[str, str], str] = {}
+        # availability changes are stored from the first one after the start state: the
+        # agents the config creates start at START_STATUS, which is what no row means
+        self._store_status = False
         self.apply_config(engine.config)
+        self._store_status = True
         engine.metrics.registry.register(QueueCollector(self))
 
     @property
@@ -141,9 +153,7 @@ class QueueService:
         for settings in agents.values():
             out += self.dist.update_agent(settings, now)
             if settings.agent not in known:
-                # a configured agent starts available: a registered phone is ready to take
-                # calls until the agent says otherwise (*22, the admin API)
-                out += self.dist.set_availability(settings.agent, "available", now,
+                out += self.dist.set_availability(settings.agent, START_STATUS, now,
                                                   "configured")
         for qc in queues.values():
             out += self.dist.update_queue(qc.settings, now)
@@ -264,9 +274,23 @@ class QueueService:
             data.setdefault("hotline", call.hotline)
             data.setdefault("from", call.from_number)
         self.engine.bus.emit(ev.type, data, call_id=ref if isinstance(ref, str) else None)
+        if ev.type == "agent.status_changed" and data.get("layer") == "availability":
+            self._status_changed(data)
         sip_call_id = call.sip_call_id if call is not None else None
         log.info(ev.type, call_id=sip_call_id, **{k: v for k, v in data.items()
                                                    if k not in ("event", "call_id")})
+
+    def _status_changed(self, data: dict[str, Any]) -> None:
+        """Store an agent's new availability, whatever set it (the admin API, a feature code,
+        autopause, a reload adding the agent), so that a restart keeps it. Not stored: the
+        start state and the restore itself (the row already says so)."""
+        if not self._store_status or data.get("reason") == RESTORED:
+            return
+        agent, status, reason = data.get("agent"), data.get("new"), data.get("reason")
+        if isinstance(agent, str) and isinstance(status, str):
+            self.engine.store_submit(UpsertAgentState(AgentStateRow(
+                agent=agent, status=status, updated_at=self.engine.clock.wall(),
+                reason=reason if isinstance(reason, str) else None)))
 
     def _offer(self, o: Offer) -> None:
         call = self.callers.get(o.caller)
@@ -420,7 +444,7 @@ class QueueService:
 
     # the admin API -----------------------------------------------------------------------
     def statuses(self) -> list[str]:
-        return ["available", "logged_out", *getattr(self.engine.config, "agent_statuses", ())]
+        return [AVAILABLE, LOGGED_OUT, *getattr(self.engine.config, "agent_statuses", ())]
 
     def tune(self, name: str, changes: dict[str, Any], persist: bool = True) -> None:
         """Apply an admin change to a queue at once (waiting callers keep their place); it
@@ -490,6 +514,33 @@ class QueueService:
                 self.tune(name, json.loads(changes), persist=False)
             except (KeyError, ValueError) as exc:
                 log.warning("stored queue tuning not applied", queue=name, error=str(exc))
+
+    def restore_agent_states(self, rows: Iterable[AgentStateRow]) -> int:
+        """At start: each configured agent gets its stored availability back (an
+        agent.status_changed with reason "restored"); returns how many changed. Rows of agents
+        the config no longer has are ignored and kept. A status the config no longer defines
+        (a not-available reason removed from agent_statuses) leaves the agent at the start
+        status, with a warning, and the row is overwritten with it."""
+        known = set(self.dist.agents())
+        valid = {*self.statuses(), AUTO_PAUSED}
+        changed = 0
+        for row in rows:
+            if row.agent not in known:
+                log.info("stored agent state of an unknown agent ignored", agent=row.agent,
+                         status=row.status)
+                continue
+            status = row.status
+            if status not in valid:
+                log.warning("stored agent status no longer configured: start status instead",
+                            agent=row.agent, status=status, start_status=START_STATUS)
+                status = START_STATUS
+                self.engine.store_submit(UpsertAgentState(AgentStateRow(
+                    agent=row.agent, status=status, updated_at=self.engine.clock.wall(),
+                    reason="configured")))
+            if self.dist.agent(row.agent).availability != status:
+                changed += 1
+                self._apply(self.dist.set_availability(row.agent, status, self.now, RESTORED))
+        return changed
 
     def _member(self, index: int, m: Any, member_type: Any) -> Any:
         agents = set(self.dist.agents())

@@ -142,7 +142,9 @@ class Daemon:
             await self.crm_consumer.start()
         restored = eng.registrations.restore(await store.load_bindings())
         eng.queues.restore_tuning(await store.load_queue_tuning())
+        agents_restored = eng.queues.restore_agent_states(await store.load_agent_states())
         log.info("bindings restored", count=restored)
+        log.info("agent states restored", count=agents_restored)
         admin = AdminApi(self)
         try:
             await self.transports.start(cfg.sip.listen)

@@ -219,3 +219,21 @@ def test_agent_status_api(tmp_path: Path) -> None:
         assert d.get("/agents/1001")["status"] == "lunch"
     finally:
         assert d.stop() == 0
+
+
+def test_agent_status_survives_a_restart(tmp_path: Path) -> None:
+    d = Daemon.demo(tmp_path / "d").start()
+    try:
+        status, body = d.request("PUT", "/agents/1001/status", {"status": "break"})
+        assert status == 200 and body["status"] == "break"
+    finally:
+        assert d.stop() == 0
+    d2 = Daemon(d.workdir, d.config_text, d.sip_port, d.admin_port).start()
+    try:
+        agents = {a["id"]: a for a in d2.get("/agents")["items"]}
+        assert (agents["1001"]["status"], agents["1002"]["status"]) == ("break", "available")
+        restored = [e for e in d2.log_events() if e.get("event") == "agent.status_changed"
+                    and e.get("agent") == "1001" and e.get("reason") == "restored"]
+        assert [e["new"] for e in restored] == ["break"]
+    finally:
+        assert d2.stop() == 0

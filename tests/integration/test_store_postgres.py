@@ -55,7 +55,7 @@ async def test_tables_stay_in_their_schema(pg: Backend) -> None:
     try:
         schema = pg.connect_args["server_settings"]["search_path"]
         tables = await run_sync(store, lambda c: set(sa.inspect(c).get_table_names(schema=schema)))
-        assert {"bindings", "trunk_state", "alembic_version"} <= tables
+        assert {"bindings", "trunk_state", "agent_state", "alembic_version"} <= tables
     finally:
         await store.close()
 

@@ -21,23 +21,27 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import structlog
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from acd.adapters.store import (
+    AgentStateRow,
     BindingRow,
     DeleteAor,
     DeleteBinding,
     Store,
     StoreOp,
     TrunkStateRow,
+    UpsertAgentState,
     UpsertBinding,
+    UpsertQueueTuning,
     UpsertTrunkState,
     WriteBehind,
 )
-from acd.adapters.store.migrate import current_revision, head_revision
+from acd.adapters.store.migrate import alembic_config, current_revision, head_revision
 from acd.adapters.store.schema import metadata
 
 PG_URLS = (
@@ -164,7 +168,8 @@ async def test_open_migrates_and_reopen_keeps_data(backend: Backend) -> None:
     try:
         assert await run_sync(store, current_revision) == head_revision()
         tables = await run_sync(store, lambda c: set(sa.inspect(c).get_table_names()))
-        assert {"bindings", "trunk_state", "alembic_version"} <= tables
+        assert {"bindings", "trunk_state", "queue_tuning", "agent_state",
+                "alembic_version"} <= tables
         await store.apply([UpsertBinding(binding())])
     finally:
         await store.close()
@@ -204,6 +209,33 @@ async def test_migrated_database_matches_schema_module(store: Store) -> None:
         return list(compare_metadata(ctx, metadata))
 
     assert await run_sync(store, diff) == []
+
+
+async def test_agent_state_revision_downgrades_and_upgrades(backend: Backend) -> None:
+    """Revision 0004 (agent_state) goes down to 0003 dropping only its table, and up again."""
+    store = await backend.open()
+    try:
+        await store.apply([UpsertQueueTuning("sales", '{"ring_timeout": 20}', 1.0),
+                           UpsertAgentState(AgentStateRow(agent="1001", status="lunch",
+                                                          updated_at=2.0))])
+
+        def back_to_0003(conn: sa.Connection) -> None:
+            command.downgrade(alembic_config(conn), "0003")
+
+        async with store.engine.begin() as conn:
+            await conn.run_sync(back_to_0003)
+        assert await run_sync(store, current_revision) == "0003"
+        tables = await run_sync(store, lambda c: set(sa.inspect(c).get_table_names()))
+        assert "agent_state" not in tables and "queue_tuning" in tables
+    finally:
+        await store.close()
+    again = await backend.open()
+    try:
+        assert await run_sync(again, current_revision) == head_revision()
+        assert await again.load_queue_tuning() == {"sales": ('{"ring_timeout": 20}', 1.0)}
+        assert await again.load_agent_states() == []
+    finally:
+        await again.close()
 
 
 # --- apply and load -------------------------------------------------------------------
@@ -287,11 +319,13 @@ async def test_batch_is_one_transaction(store: Store) -> None:
                 UpsertBinding(binding("1001", "sip:new@h")),
                 DeleteAor("1000"),
                 UpsertTrunkState(TrunkStateRow(name="t", state="registered", last_change=1.0)),
+                UpsertAgentState(AgentStateRow(agent="1001", status="lunch", updated_at=1.0)),
                 UpsertBinding(bad),
             ]
         )
     assert await store.load_bindings() == [kept]
     assert await store.load_trunk_states() == []
+    assert await store.load_agent_states() == []
 
 
 async def test_trunk_state_upsert(store: Store) -> None:
@@ -323,6 +357,39 @@ async def test_trunk_state_upsert(store: Store) -> None:
         ),
         TrunkStateRow(name="carrier-b", state="failed", last_change=1.5, detail="403 Forbidden"),
     ]
+
+
+async def test_agent_state_round_trip_and_upsert(store: Store) -> None:
+    assert await store.load_agent_states() == []
+    await store.apply([
+        UpsertAgentState(AgentStateRow(agent="1002", status="available", reason="api",
+                                       updated_at=1_700_000_000.25)),
+        UpsertAgentState(AgentStateRow(agent="1001", status="break",
+                                       reason="feature code *22", updated_at=1_700_000_001.5)),
+        UpsertAgentState(AgentStateRow(agent="agent 9 (ünïcode)", status="auto_paused",
+                                       updated_at=3.0)),
+    ])
+    # an overwrite replaces every column, the reason going back to NULL included
+    await store.apply([UpsertAgentState(AgentStateRow(agent="1002", status="lunch",
+                                                      updated_at=1_700_000_002.125))])
+    assert await store.load_agent_states() == [
+        AgentStateRow(agent="1001", status="break", reason="feature code *22",
+                      updated_at=1_700_000_001.5),
+        AgentStateRow(agent="1002", status="lunch", reason=None, updated_at=1_700_000_002.125),
+        AgentStateRow(agent="agent 9 (ünïcode)", status="auto_paused", updated_at=3.0),
+    ]
+
+
+async def test_writer_coalesces_agent_state_by_agent(store: Store) -> None:
+    writer = WriteBehind(store)
+    for i, status in enumerate(["break", "available", "lunch", "available", "meeting"]):
+        writer.submit(UpsertAgentState(AgentStateRow(agent="1001", status=status,
+                                                     updated_at=float(i))))
+    writer.submit(UpsertAgentState(AgentStateRow(agent="1002", status="lunch", updated_at=9.0)))
+    assert (writer.pending, writer.submitted) == (2, 6)
+    await writer.flush()
+    assert [(r.agent, r.status, r.updated_at) for r in await store.load_agent_states()] == [
+        ("1001", "meeting", 4.0), ("1002", "lunch", 9.0)]
 
 
 # --- SQLite specifics -----------------------------------------------------------------

@@ -5,11 +5,13 @@ what the call path talks to (``submit`` never waits for the database).
 """
 
 from .ops import (
+    AgentStateRow,
     BindingRow,
     DeleteAor,
     DeleteBinding,
     StoreOp,
     TrunkStateRow,
+    UpsertAgentState,
     UpsertBinding,
     UpsertQueueTuning,
     UpsertTrunkState,
@@ -19,6 +21,7 @@ from .writer import OpSink, WriteBehind
 
 __all__ = [
     "DEFAULT_URL",
+    "AgentStateRow",
     "BindingRow",
     "DeleteAor",
     "DeleteBinding",
@@ -26,6 +29,7 @@ __all__ = [
     "Store",
     "StoreOp",
     "TrunkStateRow",
+    "UpsertAgentState",
     "UpsertBinding",
     "UpsertQueueTuning",
     "UpsertTrunkState",

@@ -53,6 +53,17 @@ class TrunkStateRow:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentStateRow:
+    """An agent's availability as last set, as stored in ``agent_state``: "available",
+    "logged_out" or a not-available reason, what set it (``reason``), and when (wall time)."""
+
+    agent: str
+    status: str
+    updated_at: float
+    reason: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class UpsertBinding:
     """Insert the binding, or overwrite every column of the one with the same (aor, contact)."""
@@ -151,4 +162,24 @@ class UpsertQueueTuning:
         return None
 
 
-StoreOp = UpsertBinding | DeleteBinding | DeleteAor | UpsertTrunkState | UpsertQueueTuning
+@dataclass(frozen=True, slots=True)
+class UpsertAgentState:
+    """Insert or overwrite the availability of one agent."""
+
+    row: AgentStateRow
+
+    @property
+    def key(self) -> Key:
+        return ("agent_state", self.row.agent)
+
+    @property
+    def group(self) -> Key | None:
+        return None
+
+    @property
+    def clears(self) -> Key | None:
+        return None
+
+
+StoreOp = (UpsertBinding | DeleteBinding | DeleteAor | UpsertTrunkState | UpsertQueueTuning
+           | UpsertAgentState)

@@ -67,6 +67,18 @@ queue_tuning = sa.Table(
     sa.Column("updated_at", sa.Double, nullable=False),
 )
 
+# each agent's availability as last set (revision 0004): "available", "logged_out" or a
+# not-available reason ("lunch", "auto_paused"); ``reason`` says what set it ("api",
+# "feature code *22"); no row means the status the config gives at start
+agent_state = sa.Table(
+    "agent_state",
+    metadata,
+    sa.Column("agent", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
 
 # --- CRM: call detail records, recordings, contacts, tickets (revision 0002) ------------
 # Times are UTC epoch seconds as doubles, like the events they come from.

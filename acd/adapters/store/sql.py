@@ -24,16 +24,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .migrate import upgrade_to_head
 from .ops import (
+    AgentStateRow,
     BindingRow,
     DeleteAor,
     DeleteBinding,
     StoreOp,
     TrunkStateRow,
+    UpsertAgentState,
     UpsertBinding,
     UpsertQueueTuning,
     UpsertTrunkState,
 )
-from .schema import bindings, queue_tuning, trunk_state
+from .schema import agent_state, bindings, queue_tuning, trunk_state
 
 DEFAULT_URL = "sqlite+aiosqlite:///var/acd.sqlite3"
 
@@ -42,6 +44,7 @@ _SQLITE_BEGIN = "acd_sqlite_begin"
 
 _BINDING_COLUMNS = tuple(c.name for c in bindings.columns if c.name != "id")
 _TRUNK_COLUMNS = tuple(c.name for c in trunk_state.columns)
+_AGENT_STATE_COLUMNS = tuple(c.name for c in agent_state.columns)
 
 
 class Store:
@@ -58,6 +61,7 @@ class Store:
         self._upsert_trunk = self._upsert(trunk_state, ("name",), _TRUNK_COLUMNS)
         self._upsert_tuning = self._upsert(queue_tuning, ("name",),
                                            ("name", "changes", "updated_at"))
+        self._upsert_agent_state = self._upsert(agent_state, ("agent",), _AGENT_STATE_COLUMNS)
         self._delete_binding = bindings.delete().where(
             bindings.c.aor == sa.bindparam("b_aor"),
             bindings.c.contact == sa.bindparam("b_contact"),
@@ -128,6 +132,13 @@ class Store:
             result = await conn.execute(sa.select(queue_tuning))
             return {r.name: (r.changes, r.updated_at) for r in result}
 
+    async def load_agent_states(self) -> list[AgentStateRow]:
+        """Every agent's stored availability, by agent id (agents no longer configured too)."""
+        query = sa.select(agent_state).order_by(agent_state.c.agent)
+        async with self.engine.connect() as conn:
+            result = await conn.execute(query)
+            return [AgentStateRow(**row) for row in result.mappings()]
+
     def _upsert(self, table: sa.Table, keys: Sequence[str], columns: Sequence[str]) -> Any:
         stmt = self._insert(table)
         return stmt.on_conflict_do_update(
@@ -153,6 +164,10 @@ class Store:
             return self._upsert_tuning, [
                 {"name": op.name, "changes": op.changes, "updated_at": op.updated_at}
                 for op in run if isinstance(op, UpsertQueueTuning)]
+        if isinstance(first, UpsertAgentState):
+            return self._upsert_agent_state, [
+                {c: getattr(op.row, c) for c in _AGENT_STATE_COLUMNS}
+                for op in run if isinstance(op, UpsertAgentState)]
         raise TypeError(f"not a store op: {first!r}")
 
 
