@@ -2,7 +2,7 @@
 
 Owns: Config, the one object every other package reads its settings from, load_config and
 the order sections are built in. The sections themselves live beside it: acd.config_platform
-(sip, registrar, security, admin, store, events, logging), acd.config_trunks (accounts,
+(sip, registrar, security, admin, store, events, crm, logging), acd.config_trunks (accounts,
 trunks), acd.config_calls and acd.config_callsections (media, numbering, prompts, schedules,
 blacklist, hotlines, outbound_rules, voicemail), acd.config_ivr (ivr) and acd.config_queues
 (agent_statuses, feature_codes, agents, queues); their public names are re-exported here.
@@ -48,6 +48,7 @@ from acd.config_platform import (
     AdminConfig,
     AdminToken,
     AuthBanConfig,
+    CrmSettings,
     DigestAlgorithm,
     EventsConfig,
     HostPort,
@@ -83,8 +84,8 @@ from queues.settings import AgentSettings
 __all__ = [
     "DIGEST_ALGORITHMS", "LOG_FORMATS", "LOG_LEVELS", "ROLES", "STORE_SCHEMES", "TRANSPORTS",
     "Account", "AdminConfig", "AdminToken", "AgentSettings", "AuthBanConfig", "Blacklist",
-    "Config", "ConfigError", "Destination", "DigestAlgorithm", "EventsConfig", "HostPort",
-    "Hotline", "IvrTree", "ListenAddress", "LogFormat", "LogLevel", "LoggingConfig",
+    "Config", "ConfigError", "CrmSettings", "Destination", "DigestAlgorithm", "EventsConfig",
+    "HostPort", "Hotline", "IvrTree", "ListenAddress", "LogFormat", "LogLevel", "LoggingConfig",
     "MediaConfig", "Numbering", "OutboundRule", "Problem", "PromptsConfig", "QueueConfig",
     "QueueRef", "RegistrarConfig", "Role", "Schedule", "SecurityConfig", "SipConfig",
     "SipTimers", "StoreConfig", "Transport", "Trunk", "TrunkInbound", "TrunkInboundAuth",
@@ -102,6 +103,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    crm: CrmSettings = field(default_factory=CrmSettings)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     numbering: Numbering = field(default_factory=Numbering)
@@ -184,7 +186,7 @@ _CALL_SECTIONS = ("media", "numbering", "prompts", "schedules", "blacklist", "ho
 
 def _build(root: Node, source_path: Path | None, digest: str, base_dir: Path) -> Config:
     f = root.fields(("node_id", "sip", "registrar", "security", "admin", "store", "events",
-                     "logging", *_CALL_SECTIONS, "recording", "accounts", "trunks",
+                     "crm", "logging", *_CALL_SECTIONS, "recording", "accounts", "trunks",
                      *_QUEUE_SECTIONS))
     accounts = people.accounts(f.opt_list("accounts"))
     trunks = people.trunks(f.opt_list("trunks"))
@@ -206,6 +208,7 @@ def _build(root: Node, source_path: Path | None, digest: str, base_dir: Path) ->
         admin=platform.admin(f.section("admin", ("listen", "tokens"))),
         store=platform.store(f.section("store", ("url",))),
         events=platform.events(f.section("events", ("bus", "stream", "maxlen"))),
+        crm=platform.crm(f.section("crm", ("event_retention_days",))),
         logging=platform.logging(f.section("logging", ("level", "format"))),
         recording=recording(f.section("recording", ("dir", "format", "template",
                                                     "retention_days", "default"))),

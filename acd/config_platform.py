@@ -1,5 +1,5 @@
 """Configuration of the platform: SIP listeners and timers, registrar, security, admin API,
-store, event bus and logging, plus the address forms these and the trunks are written in.
+store, event bus, the CRM consumer's housekeeping and logging, plus the address forms these and the trunks are written in.
 
 Owns: these sections' frozen dataclasses and builders (called from acd.config._build), and
 split_host_port, the one reading of "host[:port]" / "[v6][:port]" in the file.
@@ -17,10 +17,10 @@ from acd.yamlsource import Fields, IPNetwork, Node, Unique, shown
 __all__ = [
     "DIGEST_ALGORITHMS", "DIGITS", "HOSTNAME", "LOG_FORMATS", "LOG_LEVELS", "NAME", "ROLES",
     "STORE_SCHEMES", "TRANSPORTS", "USER", "AdminConfig", "AdminToken", "AuthBanConfig",
-    "DigestAlgorithm", "EventsConfig", "HostPort", "ListenAddress", "LogFormat", "LogLevel",
-    "LoggingConfig", "RegistrarConfig", "Role", "SecurityConfig", "SipConfig", "SipTimers",
-    "StoreConfig", "Transport", "admin", "events", "host_port", "logging", "networks",
-    "registrar", "security", "sip", "split_host_port", "store",
+    "CrmSettings", "DigestAlgorithm", "EventsConfig", "HostPort", "ListenAddress", "LogFormat",
+    "LogLevel", "LoggingConfig", "RegistrarConfig", "Role", "SecurityConfig", "SipConfig",
+    "SipTimers", "StoreConfig", "Transport", "admin", "crm", "events", "host_port", "logging",
+    "networks", "registrar", "security", "sip", "split_host_port", "store",
 ]
 
 Transport = Literal["udp", "tcp"]
@@ -120,6 +120,18 @@ class EventsConfig:
     bus: str = field(default="inproc", repr=False)  # "inproc" or a redis(s):// URL
     stream: str = "acd:events"
     maxlen: int = 100000
+
+
+@dataclass(frozen=True, slots=True)
+class CrmSettings:
+    """The `crm` section (named apart from acd.crm.CrmConfig, the consumer's own settings).
+
+    event_retention_days: processed_events and call_events rows older than this are pruned
+    every hour, and events older than this are ignored when (re)delivered; 0 keeps them for
+    ever. It must stay well above any redelivery delay of the event bus.
+    """
+
+    event_retention_days: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +316,12 @@ def events(f: Fields) -> EventsConfig:
         stream=f.opt_str("stream", "acd:events"),
         maxlen=f.opt_int("maxlen", 100000, min=1),
     )
+
+
+def crm(f: Fields) -> CrmSettings:
+    d = CrmSettings()
+    return CrmSettings(event_retention_days=f.opt_int(
+        "event_retention_days", d.event_retention_days, min=0, max=36500))
 
 
 def logging(f: Fields) -> LoggingConfig:

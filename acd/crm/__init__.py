@@ -19,6 +19,7 @@ from .model import (
     TicketDetail,
     TicketEvent,
 )
+from .retention import Pruned
 from .service import CrmService, CrmStats
 from .validate import UNSET
 from .wiring import InprocConsumer, consume_inproc, redis_consumer
@@ -36,6 +37,7 @@ __all__ = [
     "CrmStats",
     "InprocConsumer",
     "NotFound",
+    "Pruned",
     "QueueReport",
     "Recording",
     "Ticket",

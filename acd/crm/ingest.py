@@ -15,6 +15,11 @@ once, and the writes of all calls go out as one executemany per table.  While a 
 up, events that show nothing until it ends (offers, rings, the engine's own answer) are
 only stored; once it has ended every event projects again, so the end state is the same
 whatever the order.
+
+With a retention (``CrmConfig.event_retention_days``) the facts of old calls are pruned
+(``retention.py``): a call closed by the horizon is never projected again (a late event of
+it only adds its recording row), and the service drops events older than the horizon
+before they get here.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -39,6 +45,9 @@ from acd.events import Event
 
 from .links import LinkMaker, Links, TicketWork, refresh_tickets
 from .project import FACT_TYPES, RECORDING_TYPES, CallView, Fact, clean, project
+from .retention import closed_by
+
+log = structlog.get_logger("acd.crm")
 
 AGENT_TYPES = frozenset({"agent.status_changed"})
 OCCUPANCY_TYPE = "agent.state_changed"
@@ -63,12 +72,16 @@ class CrmConfig:
     of the config); the engine already sends E.164 for trunk callers.
     ``agent_of_account``: the agent behind a device, to assign outbound tickets.
     ``record_occupancy``: also keep agent.state_changed (ringing, in call...) in the history.
+    ``event_retention_days``: how long ``processed_events`` and ``call_events`` rows are
+    kept (``CrmService.prune_events``); events older than that are ignored.  0: for ever
+    (the daemon passes the config's ``crm.event_retention_days``, 30 unless set).
     """
 
     outbound_tickets: str = "attach_or_create"
     normalize: Callable[[str], str] | None = None
     agent_of_account: Callable[[str], str | None] | None = None
     record_occupancy: bool = False
+    event_retention_days: int = 0
 
 
 def call_ref_of(ev: Event) -> str | None:
@@ -96,9 +109,12 @@ class Ingest:
         self._fact = self._insert(call_events).on_conflict_do_nothing()
         self._recording = self._insert(recordings).on_conflict_do_nothing()
         self._cdr_update = cdrs.update().where(cdrs.c.call_ref == sa.bindparam("b_ref"))
+        self.closed = 0  # events of calls closed by the retention horizon: not projected
 
-    async def apply(self, conn: AsyncConnection, events: Sequence[Event]) -> int:
-        """Apply ``events``; how many were new and of use here."""
+    async def apply(self, conn: AsyncConnection, events: Sequence[Event],
+                    horizon: float | None = None) -> int:
+        """Apply ``events``; how many were new and of use here.  ``horizon``: the retention
+        horizon, calls closed by it are not projected again (their facts may be pruned)."""
         unique = list({ev.id: ev for ev in events if is_relevant(ev, self.config)}.values())
         new = await self._claim(conn, unique)
         if not new:
@@ -114,7 +130,7 @@ class Ingest:
                 assert ref is not None
                 by_ref.setdefault(ref, []).append(ev)
         if by_ref:
-            await self._calls(conn, by_ref)
+            await self._calls(conn, by_ref, horizon)
         return len(new)
 
     async def _claim(self, conn: AsyncConnection, events: list[Event]) -> list[Event]:
@@ -134,14 +150,27 @@ class Ingest:
         if rows:
             await conn.execute(agent_status_history.insert(), rows)
 
-    async def _calls(self, conn: AsyncConnection, by_ref: dict[str, list[Event]]) -> None:
+    async def _calls(self, conn: AsyncConnection, by_ref: dict[str, list[Event]],
+                     horizon: float | None) -> None:
         refs = sorted(by_ref)
         state = await self._touch(conn, refs, by_ref)
-        await conn.execute(self._fact, [
-            {"event_id": ev.id, "call_ref": ref, "type": ev.type, "ts": ev.ts, "seq": ev.seq,
-             "node": ev.node, "data": ev.data} for ref in refs for ev in by_ref[ref]])
         recs = [_recording_row(ref, ev) for ref in refs for ev in by_ref[ref]
                 if ev.type in RECORDING_TYPES]
+        if horizon is not None:
+            closed = {ref for ref in refs if closed_by(
+                state[ref]["started_at"], state[ref]["ended_at"], horizon)}
+            if closed:
+                # A late event of a call closed by the horizon: its facts may be pruned, so
+                # its CDR stays as it is; a recording the event reports is still kept.
+                n = sum(len(by_ref[ref]) for ref in closed)
+                self.closed += n
+                log.info("crm.closed_call_events", events=n, calls=len(closed))
+                refs = [ref for ref in refs if ref not in closed]
+        if refs:
+            await conn.execute(self._fact, [
+                {"event_id": ev.id, "call_ref": ref, "type": ev.type, "ts": ev.ts,
+                 "seq": ev.seq, "node": ev.node, "data": ev.data}
+                for ref in refs for ev in by_ref[ref]])
         if recs:
             await conn.execute(self._recording, recs)
         todo = [ref for ref in refs if state[ref]["outcome"] is not None
@@ -180,8 +209,8 @@ class Ingest:
         stmt = stmt.on_conflict_do_update(
             index_elements=[cdrs.c.call_ref], set_={"call_ref": stmt.excluded.call_ref})
         c = cdrs.c
-        rows = await conn.execute(stmt.returning(c.call_ref, c.started_at, c.contact_id,
-                                                 c.ticket_id, c.outcome))
+        rows = await conn.execute(stmt.returning(c.call_ref, c.started_at, c.ended_at,
+                                                 c.contact_id, c.ticket_id, c.outcome))
         return {r.call_ref: dict(r._mapping) for r in rows}
 
     async def _facts(self, conn: AsyncConnection, refs: list[str]) -> dict[str, list[Fact]]:

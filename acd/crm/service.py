@@ -3,7 +3,10 @@
 Consumer side: ``handle(event)`` / ``handle_many(events)`` apply engine events in one
 transaction each call, idempotently by event id, retrying what concurrency causes
 (deadlocks, a unique race, SQLite's busy lock) a few times before raising; a raise means
-nothing of the call was written, so the event can be delivered again.
+nothing of the call was written, so the event can be delivered again.  With a retention
+(``CrmConfig.event_retention_days``) events older than it are ignored and counted
+(``stats.expired``), and ``prune_events(now)``, run hourly by the daemon, deletes the
+ledger and call-fact rows older than it (see ``retention.py`` for why that is safe).
 
 Query side (for the HTTP layer; every method validates its arguments, raising ``CrmError``
 for a 422 and ``NotFound`` for a 404, and returns dataclasses ``dataclasses.asdict`` turns
@@ -40,6 +43,7 @@ from .model import (
     TicketDetail,
     TicketEvent,
 )
+from .retention import DAY, PRUNE_MARGIN, Pruned, prune_chunk
 from .tickets import Tickets
 from .validate import UNSET
 
@@ -49,6 +53,8 @@ T = TypeVar("T")
 # Retryable by nature: another transaction got in the way, not this one's data.
 _RETRY_SQLSTATES = ("40001", "40P01", "23505")
 ATTEMPTS = 6
+PRUNE_CHUNK = 10_000  # rows per prune statement (and transaction)
+PRUNE_MAX_CHUNKS = 100  # per run: a bigger backlog goes over the next runs
 
 
 @dataclass
@@ -58,6 +64,7 @@ class CrmStats:
     ignored: int = 0  # events the CRM has no use for
     retries: int = 0  # transactions run again after a conflict
     failed: int = 0  # handle/handle_many calls that raised
+    expired: int = 0  # events older than the retention horizon, ignored (not applied)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -78,6 +85,7 @@ class CrmService:
         if self.config.outbound_tickets not in ("attach_or_create", "attach", "off"):
             raise ValueError("outbound_tickets must be attach_or_create, attach or off")
         self.wall = wall
+        self.event_retention_days = self.config.event_retention_days
         self.stats = CrmStats()
         self._ingest = Ingest(store.dialect, self.config, wall)
         engine, writer = store.engine, store.write_engine
@@ -85,6 +93,23 @@ class CrmService:
         self.tickets = Tickets(engine, writer, wall)
 
     # --- consumer side -------------------------------------------------------------------
+
+    @property
+    def event_retention_days(self) -> int:
+        """How long ledger and call-fact rows are kept, in days; 0: for ever.  May change
+        while running (a config reload); the ingest and the next prune follow at once."""
+        return self._retention_days
+
+    @event_retention_days.setter
+    def event_retention_days(self, days: int) -> None:
+        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+            raise ValueError("event_retention_days must be an integer >= 0")
+        self._retention_days = days
+
+    def horizon(self, now: float) -> float | None:
+        """Events before this are ignored, calls closed before it never projected again;
+        None without a retention."""
+        return now - self._retention_days * DAY if self._retention_days else None
 
     def wants(self, ev: Event) -> bool:
         """Whether ``ev`` can change anything here (the rest need not be queued at all)."""
@@ -98,11 +123,22 @@ class CrmService:
         """Apply events in order, all in one transaction; how many changed something."""
         evs = [ev for ev in events if is_relevant(ev, self.config)]
         self.stats.ignored += len(events) - len(evs)
+        horizon = self.horizon(self.wall())
+        if horizon is not None and evs:
+            # Their ids may already be pruned from the ledger: applying one could apply it
+            # twice, or project a call from what is left of its facts.
+            fresh = [ev for ev in evs if ev.ts >= horizon]
+            if len(fresh) < len(evs):
+                expired = len(evs) - len(fresh)
+                self.stats.expired += expired
+                log.info("crm.expired_events_ignored", count=expired,
+                         retention_days=self._retention_days, total=self.stats.expired)
+                evs = fresh
         if not evs:
             return 0
 
         async def apply(conn: AsyncConnection) -> int:
-            return await self._ingest.apply(conn, evs)
+            return await self._ingest.apply(conn, evs, horizon)
 
         try:
             applied = await self._transact(apply)
@@ -112,6 +148,30 @@ class CrmService:
         self.stats.applied += applied
         self.stats.duplicates += len(evs) - applied
         return applied
+
+    async def prune_events(self, now: float, *, chunk: int = PRUNE_CHUNK,
+                           max_chunks: int = PRUNE_MAX_CHUNKS) -> Pruned:
+        """Delete ``processed_events`` rows processed before the horizon and the
+        ``call_events`` of calls closed by it (ended before it, or never ended and started
+        before it), ``PRUNE_MARGIN`` behind it; CDRs, legs, tickets, recordings and agent
+        history stay.  ``chunk`` rows per transaction, at most ``max_chunks`` of them per
+        run (``Pruned.complete`` says whether all is done).  Nothing without a retention."""
+        if chunk < 1 or max_chunks < 1:
+            raise ValueError("chunk and max_chunks must be >= 1")
+        horizon = self.horizon(now)
+        if horizon is None:
+            return Pruned()
+        cut = horizon - PRUNE_MARGIN
+        ledger = facts = chunks = 0
+        more = True
+        while more and chunks < max_chunks:
+            n_ledger, n_facts, more = await self._transact(
+                lambda conn: prune_chunk(conn, cut, chunk))
+            ledger += n_ledger
+            facts += n_facts
+            chunks += 1
+            await asyncio.sleep(0)  # let the consumer's transactions in between chunks
+        return Pruned(ledger, facts, chunks, complete=not more)
 
     async def _transact(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         delay = 0.005

@@ -26,6 +26,7 @@ from acd.callmedia import DualStackMedia
 from acd.clock import SystemClock
 from acd.config import Config, ConfigError, Problem, changed_sections, load_config
 from acd.crm.ingest import CrmConfig
+from acd.crm.retention import Pruned
 from acd.crm.service import CrmService
 from acd.crm.wiring import consume_inproc, redis_consumer
 from acd.engine import Engine
@@ -41,6 +42,9 @@ __all__ = ["Daemon", "TimerDriver"]
 log = structlog.get_logger("acd.daemon")
 
 DRAIN_TIMEOUT = 32.0
+# Housekeeping of the stored history: first a minute after start, then hourly.
+RETENTION_FIRST = 60.0
+RETENTION_EVERY = 3600.0
 # Digest nonces are MACed with this key; keeping it across restarts lets phones holding a
 # nonce from before the restart be answered stale=true instead of failing authentication.
 NONCE_KEY_FILE = Path("var/nonce.key")
@@ -132,7 +136,8 @@ class Daemon:
         self.transports.on_tcp_count = eng.metrics.tcp_connections.set
         self.crm = CrmService(store, CrmConfig(
             normalize=cfg.numbering.normalize,
-            agent_of_account=lambda user: self.engine.queues.device_agent.get(user)),
+            agent_of_account=lambda user: self.engine.queues.device_agent.get(user),
+            event_retention_days=cfg.crm.event_retention_days),
             wall=self.clock.wall)
         if self.publisher is None:
             self.crm_consumer: Any = await consume_inproc(eng.bus, self.crm)
@@ -165,6 +170,11 @@ class Daemon:
                              (signal.SIGHUP, self.reload)):
             loop.add_signal_handler(sig, handler)
         ticker = loop.create_task(self._tick())
+        # The CRM consumer runs here (in process, or as a member of the Redis group), so
+        # its working tables are pruned from here; a sibling task, so a long prune never
+        # delays the engine's tick.
+        crm_retention = (loop.create_task(self._crm_retention(), name="crm-retention")
+                         if self.crm_consumer is not None else None)
         _tune_gc()
         self.ready = True
         log.info("ready", sip=[f"{a.transport}:{a.host}:{a.port}" for a in cfg.sip.listen],
@@ -187,9 +197,11 @@ class Daemon:
         await self.crm_consumer.stop()
         if getattr(self.crm_consumer, "redis", None) is not None:
             await self.crm_consumer.redis.aclose()
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
+        for task in (ticker, crm_retention):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await admin.stop()
         await self.transports.close()
         self.media.close()
@@ -203,7 +215,7 @@ class Daemon:
         self._stop.set()
 
     async def _tick(self) -> None:
-        next_purge = self.clock.now() + 60.0
+        next_purge = self.clock.now() + RETENTION_FIRST
         while True:
             await asyncio.sleep(1.0)
             try:
@@ -212,7 +224,7 @@ class Daemon:
             except Exception:
                 log.exception("housekeeping tick failed")
             if self.clock.now() >= next_purge:
-                next_purge = self.clock.now() + 3600.0
+                next_purge = self.clock.now() + RETENTION_EVERY
                 await self._purge_recordings()
 
     async def _purge_recordings(self) -> None:
@@ -229,6 +241,32 @@ class Daemon:
         if deleted:
             log.info("old recordings deleted", count=len(deleted),
                      retention_days=cfg.retention_days)
+
+    async def _crm_retention(self) -> None:
+        await asyncio.sleep(RETENTION_FIRST)
+        while True:
+            pruned = await self.prune_crm_events()
+            # a backlog bigger than one run's cap goes on a minute later, not an hour
+            backlog = pruned is not None and not pruned.complete
+            await asyncio.sleep(RETENTION_FIRST if backlog else RETENTION_EVERY)
+
+    async def prune_crm_events(self) -> Pruned | None:
+        """CRM retention: processed_events and call_events rows older than
+        crm.event_retention_days go (CDRs, tickets, recordings stay); a failure is logged
+        and retried next hour.  None when off or failed."""
+        days = self.crm.event_retention_days
+        if not days:
+            return None
+        try:
+            pruned = await self.crm.prune_events(self.clock.wall())
+        except Exception:
+            log.exception("crm event retention failed", retention_days=days)
+            return None
+        if pruned.processed_events or pruned.call_events or not pruned.complete:
+            log.info("old crm events pruned", processed_events=pruned.processed_events,
+                     call_events=pruned.call_events, complete=pruned.complete,
+                     retention_days=days)
+        return pruned
 
     def refresh_gauges(self) -> None:
         self.engine.metrics.store_pending.set(self.writer.pending)
@@ -254,6 +292,7 @@ class Daemon:
                                         rtp_ports=old.media.rtp_ports))
         self.config = new
         self.engine.apply_config(new)
+        self.crm.event_retention_days = new.crm.event_retention_days
         configure_logging(new.logging.level, new.logging.format)
         log.info("config reloaded", changed=list(sections), digest=new.digest)
         return []
