@@ -67,7 +67,9 @@ class CrmStats:
     expired: int = 0  # events older than the retention horizon, ignored (not applied)
 
 
-def _retryable(exc: BaseException) -> bool:
+def is_retryable(exc: BaseException) -> bool:
+    """A conflict with another transaction (serialization, deadlock, unique race, SQLite's
+    lock), not this one's data: ``_transact`` runs the transaction again."""
     if isinstance(exc, sa.exc.DBAPIError):
         orig = exc.orig
         code = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
@@ -180,7 +182,7 @@ class CrmService:
                 async with self.store.write_engine.begin() as conn:
                     return await fn(conn)
             except sa.exc.DBAPIError as exc:
-                if attempt == ATTEMPTS - 1 or not _retryable(exc):
+                if attempt == ATTEMPTS - 1 or not is_retryable(exc):
                     raise
                 self.stats.retries += 1
                 log.info("crm.retry", error=str(exc.orig)[:200], attempt=attempt + 1)

@@ -6,7 +6,10 @@ transaction per batch instead of per event.  That is what keeps up with a busy e
 durable commit costs milliseconds (3.6 ms on the CI disk), so one transaction per event
 tops out at a few hundred events/s whatever the code does, while batches grow by
 themselves when the consumer falls behind.  A batch that fails is retried event by event,
-so only the events that fail stay pending for XAUTOCLAIM to hand back.
+so only the events that fail stay pending for XAUTOCLAIM to hand back.  An event that
+fails for itself (``crm_permanent``: not a database outage, not a conflict) ``max_failures``
+times goes to the dead-letter stream (``<stream>:dead``), see ``RedisStreamConsumer``;
+while the database is down nothing is dead-lettered, events just wait.
 
 In process, the bus callback appends to a bounded deque and returns: the call path never
 waits for the database.  The task applies what is queued in batches of up to ``batch``
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import socket
 from collections import deque
@@ -31,11 +33,11 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 
-from acd.adapters.bus.consumer import RedisStreamConsumer, SeenIds
+from acd.adapters.bus.consumer import RedisStreamConsumer, SeenIds, permanent_failure
 from acd.adapters.store.writer import is_permanent
 from acd.events import Event, EventBus
 
-from .service import CrmService
+from .service import CrmService, is_retryable
 
 log = structlog.get_logger("acd.crm")
 
@@ -161,9 +163,10 @@ class BatchRedisConsumer(RedisStreamConsumer):
     """A consumer group member that applies each read batch in one ``handle_many``.
 
     Same delivery rules as ``RedisStreamConsumer`` (ack after the write, malformed
-    messages acknowledged and counted, ``seen`` skips known ids); it replaces only how a
-    batch is handed over.  Should that hook ever disappear from the base class, this
-    still works, one ``service.handle`` per event (the ``handler`` given to the base).
+    messages acknowledged and counted, ``seen`` skips known ids, an event failing on its
+    own dead-lettered through the base's ``_failed``); it replaces only how a batch is
+    handed over.  Should that hook ever disappear from the base class, this still works,
+    one ``service.handle`` per event (the ``handler`` given to the base).
     """
 
     def __init__(self, redis: aioredis.Redis, stream: str, group: str, consumer: str,
@@ -174,58 +177,54 @@ class BatchRedisConsumer(RedisStreamConsumer):
 
     async def _handle(self, messages: list[Any]) -> int:
         done: list[Any] = []
-        todo: list[tuple[Any, Event]] = []
+        todo: list[tuple[Any, Any, Event]] = []
         for mid, fields in messages:
-            ev = self._event(mid, fields)
-            if ev is None:
+            parsed = self._parse(mid, fields)
+            if parsed is None:
                 done.append(mid)
-            elif self.seen is not None and ev.id in self.seen:
+            elif self.seen is not None and parsed[1].id in self.seen:
                 self.stats.duplicates += 1
                 done.append(mid)
             else:
-                todo.append((mid, ev))
-        ok = await self._apply(todo) if todo else []
+                todo.append((mid, *parsed))
+        ok, dead = await self._apply(todo) if todo else ([], [])
         for mid, ev in ok:
-            self.stats.handled += 1
-            self.stats.lag = max(0.0, self.wall() - ev.ts)
-            if self.seen is not None:
-                self.seen.add(ev.id)
+            self._handled(mid, ev)
             done.append(mid)
+        done += dead
         if done:
-            self.stats.acked += await self.redis.xack(self.stream, self.group, *done)
+            await self._ack(done)
         return len(todo)
 
-    def _event(self, mid: Any, fields: Any) -> Event | None:
-        if fields is None:  # trimmed away (MAXLEN) while pending
-            return None
-        raw = fields.get("event", fields.get(b"event"))
-        try:
-            return Event.from_dict(json.loads(raw.decode() if isinstance(raw, bytes) else raw))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            self.stats.malformed += 1
-            log.warning("malformed stream message acknowledged", stream=self.stream,
-                        message_id=str(mid))
-            return None
-
-    async def _apply(self, todo: list[tuple[Any, Event]]) -> list[tuple[Any, Event]]:
+    async def _apply(self, todo: list[tuple[Any, Any, Event]]
+                     ) -> tuple[list[tuple[Any, Event]], list[Any]]:
+        """Apply (message id, raw event field, event) triples: one ``handle_many``, or
+        event by event when it fails.  Returns the (id, event) pairs applied and the ids
+        dead-lettered; the rest stays pending."""
         self.batches += 1
         try:
-            await self.service.handle_many([ev for _, ev in todo])
-            return todo
+            await self.service.handle_many([ev for _, _, ev in todo])
+            return [(mid, ev) for mid, _, ev in todo], []
         except Exception as exc:
             log.warning("crm.batch_failed", error=repr(exc)[:300], events=len(todo))
-        ok = []
-        for mid, ev in todo:
+        ok, dead = [], []
+        for mid, raw, ev in todo:
             try:
                 await self.service.handle(ev)
-            except Exception:
-                self.stats.failed += 1
-                log.exception("event handler failed; message stays pending",
-                              stream=self.stream, event_type=ev.type, event_id=ev.id,
-                              call_id=ev.call_id)
+            except Exception as exc:
+                if await self._failed(mid, raw, ev, exc):
+                    dead.append(mid)
                 continue
             ok.append((mid, ev))
-        return ok
+        return ok, dead
+
+
+def crm_permanent(exc: BaseException) -> bool:
+    """Whether a failure of ``CrmService.handle`` counts towards dead-lettering: not an
+    outage (``permanent_failure``: a database or Redis away, any SQL error but refused
+    data), nor one of the conflicts the service retries itself (``is_retryable``: a
+    unique race, 23505, that outlasted its attempts, a deadlock, SQLite's lock)."""
+    return permanent_failure(exc) and not is_retryable(exc)
 
 
 def redis_consumer(service: CrmService, url: str, stream: str, *, group: str = "crm",
@@ -238,6 +237,7 @@ def redis_consumer(service: CrmService, url: str, stream: str, *, group: str = "
     ``await c.start()`` / ``await c.stop()``; ``c.redis`` is its own client to close."""
     name = consumer or f"{socket.gethostname()}-{os.getpid()}"
     options.setdefault("seen", SeenIds())
+    options.setdefault("permanent", crm_permanent)
     if not batch:
         return RedisStreamConsumer.from_url(url, stream, group, name, service.handle,
                                             **options)

@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from acd.adapters.bus import PublisherCollector, make_bus
+from acd.adapters.bus import ConsumerCollector, PublisherCollector, make_bus
 from acd.adapters.store import Store, WriteBehind
 from acd.api.http import AdminApi
 from acd.callmedia import DualStackMedia
@@ -144,6 +144,7 @@ class Daemon:
         else:
             self.crm_consumer = redis_consumer(self.crm, cfg.events.bus, cfg.events.stream,
                                                group="crm", consumer=cfg.node_id)
+            eng.metrics.registry.register(ConsumerCollector(self.crm_consumer))
             await self.crm_consumer.start()
         restored = eng.registrations.restore(await store.load_bindings())
         eng.queues.restore_tuning(await store.load_queue_tuning())

@@ -15,16 +15,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from acd.adapters.bus.consumer import ConsumerStats, Handler, RedisStreamConsumer, SeenIds
-from acd.adapters.bus.metrics import PublisherCollector
+from acd.adapters.bus.consumer import (
+    ConsumerStats,
+    Handler,
+    RedisStreamConsumer,
+    SeenIds,
+    is_transient,
+    permanent_failure,
+)
+from acd.adapters.bus.metrics import ConsumerCollector, PublisherCollector
 from acd.adapters.bus.publisher import PublisherStats, RedisStreamPublisher
 from acd.adapters.bus.spool import Spool, SpoolLocked
 from acd.config_platform import EventsConfig
 from acd.events import EventBus
 
-__all__ = ["ConsumerStats", "Handler", "PublisherCollector", "PublisherStats",
-           "RedisStreamConsumer", "RedisStreamPublisher", "SeenIds", "Spool", "SpoolLocked",
-           "make_bus", "spool_path"]
+__all__ = ["ConsumerCollector", "ConsumerStats", "Handler", "PublisherCollector",
+           "PublisherStats", "RedisStreamConsumer", "RedisStreamPublisher", "SeenIds", "Spool",
+           "SpoolLocked", "is_transient", "make_bus", "permanent_failure", "spool_path"]
 
 SPOOL_DIR = Path("var")  # beside the nonce key; relative to the daemon's working directory
 

@@ -10,8 +10,22 @@ before a crash). A message that is not an event (no "event" field, bad JSON) can
 it is acknowledged and counted in `malformed`. Redis errors are retried with backoff, and a
 group deleted under the consumer is created again.
 
-Poison messages (a handler that always fails) are retried forever; a dead-letter step using
-XPENDING's delivery count is left to the consumer that needs it.
+Dead letters. A handler failure is either transient (`permanent(exc)` false: the database,
+Redis or the network away, see `is_transient`) or permanent (the event itself cannot be
+handled: data the database refuses, a bug in the handler hit by this event). Transient
+failures never dead-letter: an outage only delays events, however long it lasts. Permanent
+failures are counted per message id; at `max_failures` (5; 0 turns dead-lettering off and
+retries forever) the message is copied to the dead-letter stream `dead_letter`
+(`<stream>:dead` unless given; MAXLEN ~ 100,000) with the original `event` field verbatim
+and `type`, `error` (repr, 500 chars at most), `stream`, `group`, `consumer`, `message_id`,
+`failures` and `at` (wall time), then acknowledged, counted in `dead_lettered` and logged
+once at error level. Should that XADD fail the message stays pending and comes back. The
+counts live in this process's memory (bounded, oldest forgotten first) and count
+deliveries to this consumer: with several consumers in a group each counts its own, and a
+restart starts again from zero, so a poison message may take more than `max_failures`
+deliveries, never fewer. A crash between the XADD and the XACK leaves a second copy on
+the dead-letter stream later (at least once there too). To replay a dead letter, XADD its
+`event` field back to the stream once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -20,21 +34,69 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+import sqlalchemy as sa
 import structlog
 from redis.exceptions import RedisError, ResponseError
 
+from acd.adapters.store.writer import is_permanent as refused_by_database
 from acd.events import Event
 
-__all__ = ["ConsumerStats", "Handler", "RedisStreamConsumer", "SeenIds"]
+__all__ = ["ConsumerStats", "Handler", "RedisStreamConsumer", "SeenIds", "is_transient",
+           "permanent_failure"]
 
 log = structlog.get_logger("acd.bus.consumer")
 
 Handler = Callable[[Event], Awaitable[None]]
+
+DEAD_LETTER_MAXLEN = 100_000  # approximate (MAXLEN ~) bound of a dead-letter stream
+FAILURE_MEMORY = 100_000  # message ids whose permanent failures are remembered
+
+# Something the handler talks to is away or busy: nothing to do with the event.
+# (ConnectionError and asyncio.TimeoutError are OSError and TimeoutError.)
+_OUTAGES = (OSError, TimeoutError, RedisError, sa.exc.TimeoutError, sa.exc.DisconnectionError)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, what it was explicitly raised from, and the members of exception groups."""
+    todo, seen = [exc], set()
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        if isinstance(e, BaseExceptionGroup):
+            todo.extend(e.exceptions)
+        if e.__cause__ is not None:
+            todo.append(e.__cause__)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a handler failure is an outage, not the event's fault: OSError (connections
+    refused or reset), timeouts, Redis errors, SQLAlchemy pool timeouts and disconnections,
+    and every database error but refused data (``acd.adapters.store.writer.is_permanent``:
+    SQLSTATE class 22/23, driver conversion errors) — lost connections, a locked SQLite, a
+    deadlock, also a schema the code does not match, which would refuse every event alike.
+    Looks through ``raise ... from`` chains and exception groups: any outage in there makes
+    the failure transient."""
+    for e in _causes(exc):
+        if isinstance(e, _OUTAGES):
+            return True
+        if isinstance(e, sa.exc.DBAPIError) and not refused_by_database(e):
+            return True
+    return False
+
+
+def permanent_failure(exc: BaseException) -> bool:
+    """The default ``permanent``: everything not transient (``is_transient``) — data the
+    database refuses, ValueError, KeyError, TypeError and whatever else handler code raises
+    for this one event."""
+    return not is_transient(exc)
 
 
 class SeenIds:
@@ -60,10 +122,32 @@ class SeenIds:
         return True
 
 
+class _FailureCounts:
+    """Permanent failures per message id, for the last `capacity` ids that failed."""
+
+    def __init__(self, capacity: int = FAILURE_MEMORY) -> None:
+        self.capacity = capacity
+        self._n: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._n)
+
+    def add(self, key: str) -> int:
+        n = self._n[key] = self._n.get(key, 0) + 1
+        if len(self._n) > self.capacity:
+            del self._n[next(iter(self._n))]
+        return n
+
+    def forget(self, key: str) -> None:
+        if self._n:
+            self._n.pop(key, None)
+
+
 @dataclass
 class ConsumerStats:
     handled: int = 0  # handler returned
-    failed: int = 0  # handler raised; message left pending
+    failed: int = 0  # handler raised; message left pending (or dead-lettered)
+    dead_lettered: int = 0  # moved to the dead-letter stream after max_failures
     acked: int = 0
     claimed: int = 0  # messages taken over from idle entries (dead consumers, failures)
     duplicates: int = 0  # skipped because SeenIds knew the id
@@ -87,7 +171,13 @@ class RedisStreamConsumer:
                  handler: Handler, *, start_id: str = "0", count: int = 100,
                  block: float = 1.0, claim_idle: float = 30.0, claim_every: float | None = None,
                  seen: SeenIds | None = None, wall: Callable[[], float] = time.time,
-                 backoff: tuple[float, float] = (0.1, 5.0)) -> None:
+                 backoff: tuple[float, float] = (0.1, 5.0), max_failures: int = 5,
+                 dead_letter: str | None = None,
+                 permanent: Callable[[BaseException], bool] = permanent_failure) -> None:
+        if max_failures < 0:
+            raise ValueError("max_failures must be >= 0 (0: never dead-letter)")
+        if dead_letter == stream:
+            raise ValueError("the dead-letter stream must not be the stream itself")
         self.redis = redis
         self.stream, self.group, self.consumer = stream, group, consumer
         self.handler = handler
@@ -99,6 +189,10 @@ class RedisStreamConsumer:
         self.seen = seen
         self.wall = wall
         self.backoff_min, self.backoff_max = backoff
+        self.max_failures = max_failures
+        self.dead_letter = dead_letter or f"{stream}:dead"
+        self.permanent = permanent
+        self._failures = _FailureCounts()
         self.stats = ConsumerStats()
         self._claim_cursor = "0-0"
         self._next_claim = 0.0
@@ -191,18 +285,11 @@ class RedisStreamConsumer:
         done: list[Any] = []
         n = 0
         for mid, fields in messages:
-            if fields is None:  # trimmed away (MAXLEN) while pending
+            parsed = self._parse(mid, fields)
+            if parsed is None:
                 done.append(mid)
                 continue
-            raw = _field(fields, "event")
-            try:
-                ev = Event.from_dict(json.loads(_text(raw)))
-            except (ValueError, KeyError, TypeError, AttributeError):
-                self.stats.malformed += 1
-                log.warning("malformed stream message acknowledged", stream=self.stream,
-                            message_id=_text(mid))
-                done.append(mid)
-                continue
+            raw, ev = parsed
             if self.seen is not None and ev.id in self.seen:
                 self.stats.duplicates += 1
                 done.append(mid)
@@ -212,19 +299,74 @@ class RedisStreamConsumer:
                 await self.handler(ev)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                self.stats.failed += 1
-                log.exception("event handler failed; message stays pending", stream=self.stream,
-                              event_type=ev.type, event_id=ev.id, call_id=ev.call_id)
+            except Exception as exc:
+                if await self._failed(mid, raw, ev, exc):
+                    done.append(mid)
                 continue
-            self.stats.handled += 1
-            self.stats.lag = max(0.0, self.wall() - ev.ts)
-            if self.seen is not None:
-                self.seen.add(ev.id)
+            self._handled(mid, ev)
             done.append(mid)
         if done:
             await self._ack(done)
         return n
+
+    def _parse(self, mid: Any, fields: Any) -> tuple[Any, Event] | None:
+        """The message's `event` field as sent and as an Event; None for a message to
+        acknowledge unhandled (trimmed away while pending, or malformed: counted)."""
+        if fields is None:  # trimmed away (MAXLEN) while pending
+            return None
+        raw = _field(fields, "event")
+        try:
+            return raw, Event.from_dict(json.loads(_text(raw)))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            self.stats.malformed += 1
+            log.warning("malformed stream message acknowledged", stream=self.stream,
+                        message_id=_text(mid))
+            return None
+
+    def _handled(self, mid: Any, ev: Event) -> None:
+        self.stats.handled += 1
+        self.stats.lag = max(0.0, self.wall() - ev.ts)
+        if self.seen is not None:
+            self.seen.add(ev.id)
+        self._failures.forget(_text(mid))
+
+    async def _failed(self, mid: Any, raw: Any, ev: Event, exc: Exception) -> bool:
+        """The handler raised `exc` for message `mid` (`raw`: its `event` field). Counts
+        and logs it, dead-letters the message at `max_failures` permanent failures; whether
+        to acknowledge the message (True once it is on the dead-letter stream)."""
+        self.stats.failed += 1
+        ctx = {"stream": self.stream, "event_type": ev.type, "event_id": ev.id,
+               "call_id": ev.call_id}
+        if not self.permanent(exc):
+            log.warning("event handler failed (transient); message stays pending",
+                        error=repr(exc)[:300], **ctx)
+            return False
+        if not self.max_failures:
+            log.exception("event handler failed; message stays pending", **ctx)
+            return False
+        key = _text(mid)
+        failures = self._failures.add(key)
+        if failures < self.max_failures:
+            log.exception("event handler failed; message stays pending", failures=failures,
+                          max_failures=self.max_failures, **ctx)
+            return False
+        try:
+            await self.redis.xadd(self.dead_letter, {
+                "event": raw, "type": ev.type, "error": repr(exc)[:500],
+                "stream": self.stream, "group": self.group, "consumer": self.consumer,
+                "message_id": key, "failures": failures, "at": repr(self.wall()),
+            }, maxlen=DEAD_LETTER_MAXLEN, approximate=True)
+        except (RedisError, OSError) as err:  # the message comes back: dead-lettered then
+            self.stats.errors += 1
+            self.stats.last_error = f"{type(err).__name__}: {err}"[:300]
+            log.warning("dead-lettering failed; message stays pending", error=repr(err)[:300],
+                        dead_letter=self.dead_letter, failures=failures, **ctx)
+            return False
+        self._failures.forget(key)
+        self.stats.dead_lettered += 1
+        log.error("event dead-lettered", exc_info=exc, dead_letter=self.dead_letter,
+                  message_id=key, failures=failures, **ctx)
+        return True
 
     async def _ack(self, ids: list[Any]) -> None:
         self.stats.acked += await self.redis.xack(self.stream, self.group, *ids)

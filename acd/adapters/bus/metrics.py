@@ -1,5 +1,6 @@
-"""Prometheus view of a RedisStreamPublisher: a collector that reads its counters at scrape
-time, so the publisher stays free of Prometheus and the numbers are never stale."""
+"""Prometheus view of a RedisStreamPublisher and of RedisStreamConsumers: collectors that
+read their counters at scrape time, so publisher and consumers stay free of Prometheus and
+the numbers are never stale."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from acd.adapters.bus.consumer import RedisStreamConsumer
 from acd.adapters.bus.publisher import RedisStreamPublisher
 
-__all__ = ["PublisherCollector"]
+__all__ = ["ConsumerCollector", "PublisherCollector"]
 
 
 class PublisherCollector(Collector):
@@ -37,3 +39,35 @@ class PublisherCollector(Collector):
             ("acd_events_stream_up", "1 while Redis takes events", 1 if s.redis_up else 0),
         ):
             yield GaugeMetricFamily(name, doc, value=gauge)
+
+
+class ConsumerCollector(Collector):
+    """The ConsumerStats of consumer group members, one series per (stream, group)."""
+
+    def __init__(self, *consumers: RedisStreamConsumer) -> None:
+        self.consumers = consumers
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["stream", "group"]
+        counters = [CounterMetricFamily(name, doc, labels=labels) for name, doc in (
+            ("acd_events_consumer_handled", "Events the consumer's handler applied"),
+            ("acd_events_consumer_failed", "Handler failures (message left pending or "
+             "dead-lettered)"),
+            ("acd_events_consumer_dead_lettered", "Events moved to the dead-letter stream "
+             "after max_failures permanent failures (should stay 0)"),
+            ("acd_events_consumer_claimed", "Messages taken over from idle entries"),
+            ("acd_events_consumer_duplicates", "Events skipped as already handled"),
+            ("acd_events_consumer_malformed", "Messages that were not events, acknowledged"),
+            ("acd_events_consumer_errors", "Failed Redis round trips of the consumer"),
+        )]
+        lag = GaugeMetricFamily("acd_events_consumer_lag_seconds",
+                                "Age of the last event the consumer handled", labels=labels)
+        for c in self.consumers:
+            s, key = c.stats, [c.stream, c.group]
+            for family, value in zip(counters, (s.handled, s.failed, s.dead_lettered,
+                                                s.claimed, s.duplicates, s.malformed,
+                                                s.errors), strict=True):
+                family.add_metric(key, value)
+            lag.add_metric(key, s.lag)
+        yield from counters
+        yield lag
