@@ -24,6 +24,7 @@ before they get here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,7 @@ from acd.adapters.store.schema import (
 from acd.events import Event
 
 from .links import LinkMaker, Links, TicketWork, refresh_tickets
-from .project import FACT_TYPES, RECORDING_TYPES, CallView, Fact, clean, project
+from .project import FACT_TYPES, RECORDING_TYPES, CallView, Fact, clean, json_safe, project
 from .retention import closed_by
 
 log = structlog.get_logger("acd.crm")
@@ -169,7 +170,7 @@ class Ingest:
         if refs:
             await conn.execute(self._fact, [
                 {"event_id": ev.id, "call_ref": ref, "type": ev.type, "ts": ev.ts,
-                 "seq": ev.seq, "node": ev.node, "data": ev.data}
+                 "seq": ev.seq, "node": ev.node, "data": json_safe(ev.data)}
                 for ref in refs for ev in by_ref[ref]])
         if recs:
             await conn.execute(self._recording, recs)
@@ -261,14 +262,19 @@ def _recording_row(ref: str, ev: Event) -> dict[str, Any]:
     voicemail = ev.type == "voicemail.recorded" or d.get("kind") == "voicemail"
 
     def num(key: str) -> Any:
+        # JSON brings NaN and Infinity too: stored as unknown, not a crash of the batch
         v = d.get(key)
-        return v if isinstance(v, int | float) and not isinstance(v, bool) else None
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        return v if ok else None
 
-    channels, size = num("channels"), num("size")
+    def count(key: str) -> int | None:
+        v = num(key)  # a BIGINT column: what does not fit is unknown too
+        return int(v) if v is not None and 0 <= v < 2**63 else None
+
     return {
         "call_ref": ref, "event_id": ev.id, "path": clean(d.get("path") or ""),
-        "duration": num("duration"), "channels": int(channels) if channels is not None else None,
-        "size": int(size) if size is not None else None, "created_at": ev.ts,
+        "duration": num("duration"), "channels": count("channels"),
+        "size": count("size"), "created_at": ev.ts,
         "kind": "voicemail" if voicemail else "call",
         "status": "failed" if ev.type == "recording.failed" else "ready",
         "mailbox": clean(d.get("mailbox")), "error": clean(d.get("error")),

@@ -11,6 +11,7 @@ Which event types are facts of a call is ``FACT_TYPES``; the rest do not touch a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,8 +101,20 @@ def _text(key: str, *sources: Fact | None) -> str | None:
     return clean(_pick(key, *sources))
 
 
+def json_safe(value: Any) -> Any:
+    """Event data as a JSON column takes it: JSON text has no NaN or Infinity (PostgreSQL
+    refuses them, and one such number would fail its whole batch), so they become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, int | float):
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
         return None
     return float(v)
 

@@ -346,6 +346,19 @@ async def test_failed_recording_is_kept_but_not_linked(crm: CrmService) -> None:
     assert (rec.status, rec.error) == ("failed", "disk full")
 
 
+@pytest.mark.parametrize("size", [float("inf"), float("nan"), -1, 2**63, "12", True])
+async def test_recording_with_an_impossible_size_is_kept_with_size_unknown(
+        crm: CrmService, size: object) -> None:
+    sc = Script()
+    evs = sc.queue_call("c1", recording=False)
+    evs.append(sc.ev("recording.ready", "c1", T0 + 81.1, path="/rec/c1.wav", size=size,
+                     duration=float("inf"), channels=2))
+    await feed(crm, evs)
+    [rec] = await crm.call_recordings("c1")
+    assert (rec.path, rec.size, rec.duration, rec.channels) == ("/rec/c1.wav", None, None, 2)
+    assert (await crm.get_cdr("c1")).recording_id == rec.id
+
+
 # --- outbound ------------------------------------------------------------------------------
 
 
