@@ -28,7 +28,7 @@ def test_sipp_benchmarks_run_in_smoke_mode(name: str) -> None:
     assert EXPECTED[name] in res.stdout
 
 
-@pytest.mark.parametrize("name", ["distributor", "rtp"])
+@pytest.mark.parametrize("name", ["distributor", "engine_register", "rtp"])
 def test_python_benchmarks_run_in_smoke_mode(name: str) -> None:
     res = subprocess.run([sys.executable, "-m", f"bench.{name}", "--smoke"], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
