@@ -7,6 +7,7 @@ Digits are the characters of `DIGITS`, indexed by RFC 4733 event code 0..15.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 import sys
@@ -167,6 +168,23 @@ def _db_ratio(db: float) -> float:
     return float(10.0 ** (db / 10.0))
 
 
+@functools.cache
+def _references(sample_rate: int, n: int) -> tuple[tuple[bytes, float, bytes, float], ...]:
+    """Cosine and sine references of the eight DTMF frequencies, with their norms: the same
+    for every detector (one per call leg listening in-band), so computed once."""
+    refs = []
+    for freq in _ROWS + _COLS:
+        w = 2.0 * math.pi * freq / sample_rate
+        cos_ref = array("h", (round(16383 * math.cos(w * i)) for i in range(n)))
+        sin_ref = array("h", (round(16383 * math.sin(w * i)) for i in range(n)))
+        # findfactor(x, r) = sum(x*r) / sum(r*r): multiply by sum(r*r) to undo that, and
+        # by 2 / (N * 16383) so that re**2 + im**2 is the tone's squared amplitude.
+        cos_norm = sum(v * v for v in cos_ref) * 2.0 / (n * 16383)
+        sin_norm = sum(v * v for v in sin_ref) * 2.0 / (n * 16383)
+        refs.append((cos_ref.tobytes(), cos_norm, sin_ref.tobytes(), sin_norm))
+    return tuple(refs)
+
+
 class GoertzelDetector:
     """In-band DTMF detector for 8 kHz 16-bit LE mono PCM, fed frames of any size.
 
@@ -208,17 +226,7 @@ class GoertzelDetector:
     ) -> None:
         if sample_rate != 8000:
             raise ValueError("GoertzelDetector works on 8 kHz audio")
-        n = self.BLOCK
-        self._refs: list[tuple[bytes, float, bytes, float]] = []
-        for freq in _ROWS + _COLS:
-            w = 2.0 * math.pi * freq / sample_rate
-            cos_ref = array("h", (round(16383 * math.cos(w * i)) for i in range(n)))
-            sin_ref = array("h", (round(16383 * math.sin(w * i)) for i in range(n)))
-            # findfactor(x, r) = sum(x*r) / sum(r*r): multiply by sum(r*r) to undo that, and
-            # by 2 / (N * 16383) so that re**2 + im**2 is the tone's squared amplitude.
-            cos_norm = sum(v * v for v in cos_ref) * 2.0 / (n * 16383)
-            sin_norm = sum(v * v for v in sin_ref) * 2.0 / (n * 16383)
-            self._refs.append((cos_ref.tobytes(), cos_norm, sin_ref.tobytes(), sin_norm))
+        self._refs = _references(sample_rate, self.BLOCK)
         self._min_power = min_level * min_level
         self._peak = _db_ratio(relative_peak_db)
         self._normal_twist = _db_ratio(normal_twist_db)
