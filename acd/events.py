@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import uuid
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,11 +69,16 @@ class EventBus:
     wall: Callable[[], float]
     _subscribers: list[tuple[str, Subscriber]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # Event ids: 32 hex digits like a UUID's, a random half drawn per bus (so per process
+    # start) and the sequence number: unique across nodes and restarts, and a tenth of what
+    # uuid4() costs on a path that emits dozens of events per call.
+    _id_prefix: str = field(default_factory=lambda: os.urandom(8).hex())
     published: int = 0
     subscriber_errors: int = 0
 
     def emit(self, type_: str, data: dict[str, Any], call_id: str | None = None) -> Event:
-        ev = Event(type_, data, uuid.uuid4().hex, next(self._seq), self.wall(), self.node,
+        seq = next(self._seq)
+        ev = Event(type_, data, f"{self._id_prefix}{seq:016x}", seq, self.wall(), self.node,
                    call_id)
         self.publish(ev)
         return ev
