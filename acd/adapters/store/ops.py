@@ -122,15 +122,10 @@ class DeleteAor:
         return ("binding", self.aor)
 
 
-@dataclass(frozen=True, slots=True)
-class UpsertTrunkState:
-    """Insert or overwrite the state of one trunk."""
+class _Standalone:
+    """An op in no group, clearing none: only its own key coalesces it."""
 
-    row: TrunkStateRow
-
-    @property
-    def key(self) -> Key:
-        return ("trunk", self.row.name)
+    __slots__ = ()
 
     @property
     def group(self) -> Key | None:
@@ -142,7 +137,18 @@ class UpsertTrunkState:
 
 
 @dataclass(frozen=True, slots=True)
-class UpsertQueueTuning:
+class UpsertTrunkState(_Standalone):
+    """Insert or overwrite the state of one trunk."""
+
+    row: TrunkStateRow
+
+    @property
+    def key(self) -> Key:
+        return ("trunk", self.row.name)
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertQueueTuning(_Standalone):
     """The admin API's changes to one queue (JSON), replacing the ones stored before."""
 
     name: str
@@ -153,17 +159,9 @@ class UpsertQueueTuning:
     def key(self) -> Key:
         return ("queue_tuning", self.name)
 
-    @property
-    def group(self) -> Key | None:
-        return None
-
-    @property
-    def clears(self) -> Key | None:
-        return None
-
 
 @dataclass(frozen=True, slots=True)
-class UpsertAgentState:
+class UpsertAgentState(_Standalone):
     """Insert or overwrite the availability of one agent."""
 
     row: AgentStateRow
@@ -171,14 +169,6 @@ class UpsertAgentState:
     @property
     def key(self) -> Key:
         return ("agent_state", self.row.agent)
-
-    @property
-    def group(self) -> Key | None:
-        return None
-
-    @property
-    def clears(self) -> Key | None:
-        return None
 
 
 StoreOp = (UpsertBinding | DeleteBinding | DeleteAor | UpsertTrunkState | UpsertQueueTuning
