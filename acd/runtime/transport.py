@@ -39,7 +39,7 @@ _IP_LITERALS: set[str] = set()
 
 
 def _is_ip(host: str) -> bool:
-    # every send asks; ipaddress parsing cost more than the sendto itself, and the few
+    # every send asks, and ipaddress parsing cost over half as much as the sendto; the few
     # hosts a node talks to repeat (bounded: the addresses come from the network)
     if host in _IP_LITERALS:
         return True

@@ -139,8 +139,7 @@ class _FailureCounts:
         return n
 
     def forget(self, key: str) -> None:
-        if self._n:
-            self._n.pop(key, None)
+        self._n.pop(key, None)
 
 
 @dataclass
@@ -328,7 +327,8 @@ class RedisStreamConsumer:
         self.stats.lag = max(0.0, self.wall() - ev.ts)
         if self.seen is not None:
             self.seen.add(ev.id)
-        self._failures.forget(_text(mid))
+        if self._failures:  # nearly always empty: no decoding of the id per event then
+            self._failures.forget(_text(mid))
 
     async def _failed(self, mid: Any, raw: Any, ev: Event, exc: Exception) -> bool:
         """The handler raised `exc` for message `mid` (`raw`: its `event` field). Counts
