@@ -187,13 +187,11 @@ class Engine:
             via.set_param("received", source[1])
         if wants_rport:
             via.set_param("rport", str(source[2]))
-        fields = req.headers._fields
-        for i, (key, name, value) in enumerate(fields):
-            if key == "via":
-                parts = split_list(value)
-                parts[0] = str(via)
-                fields[i] = (key, name, ", ".join(parts))
-                break
+        value = req.headers.get("via")
+        if value is not None:
+            parts = split_list(value)
+            parts[0] = str(via)
+            req.headers.replace_first("via", ", ".join(parts))
 
     # transaction user ----------------------------------------------------------------------
     def on_request(self, txn: ServerTransaction, req: Request) -> None:

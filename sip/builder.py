@@ -88,21 +88,20 @@ def make_response(
     server: str | None = None,
 ) -> Response:
     """A response to `request` (§8.2.6.2); a To tag is added when given and absent."""
-    out = Headers()
     h = request.headers
-    for value in h.get_all("via"):
-        out.add("Via", value)
-    out.add("From", h.get("from") or "")
+    # the fields as Headers.add would store them, without its per-field name lookups
+    fields = [("via", "Via", value) for value in h.get_all("via")]
     to = h.get("to") or ""
     if to_tag is not None and request.to.tag is None and status != 100:
         to = f"{to};tag={to_tag}"
-    out.add("To", to)
-    out.add("Call-ID", request.call_id)
-    out.add("CSeq", h.get("cseq") or "")
+    fields.append(("from", "From", h.get("from") or ""))
+    fields.append(("to", "To", to))
+    fields.append(("call-id", "Call-ID", request.call_id))
+    fields.append(("cseq", "CSeq", h.get("cseq") or ""))
     if server:
-        out.add("Server", server)
-    out.add("Content-Length", "0")
-    return Response(status, reason, out)
+        fields.append(("server", "Server", server))
+    fields.append(("content-length", "Content-Length", "0"))
+    return Response(status, reason, Headers._from_parsed(fields))
 
 
 def make_ack_for_error(invite: Request, response: Response) -> Request:

@@ -30,12 +30,19 @@ __all__ = ["Headers", "Message", "Request", "Response", "REASON_PHRASES"]
 
 
 class Headers:
-    """Ordered header fields: (key, name as written, value) with key = lower full name."""
+    """Ordered header fields: (key, name as written, value) with key = lower full name.
 
-    __slots__ = ("_fields",)
+    Lookups go through an index (key -> values in order) built on the first lookup and
+    dropped by every change: a request is read a dozen times between parse and answer, and
+    a scan of the field list per lookup was a measurable part of answering a REGISTER. Code
+    that edits `_fields` directly must drop `_index` too (`replace_first` does both).
+    """
+
+    __slots__ = ("_fields", "_index")
 
     def __init__(self, fields: Iterable[tuple[str, str]] | None = None) -> None:
         self._fields: list[tuple[str, str, str]] = []
+        self._index: dict[str, list[str]] | None = None
         if fields:
             for name, value in fields:
                 self.add(name, value)
@@ -44,50 +51,60 @@ class Headers:
     def _from_parsed(cls, fields: list[tuple[str, str, str]]) -> Headers:
         h = cls.__new__(cls)
         h._fields = fields
+        h._index = None
         return h
+
+    def _lookup(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for key, _, value in self._fields:
+                values = index.get(key)
+                if values is None:
+                    index[key] = [value]
+                else:
+                    values.append(value)
+            self._index = index
+        return index
 
     def add(self, name: str, value: str) -> None:
         key = header_key(name)
         self._fields.append((key, name if name[0].isupper() else canonical_name(key), value))
+        self._index = None
 
     def insert(self, index: int, name: str, value: str) -> None:
         self._fields.insert(index, (header_key(name), name, value))
+        self._index = None
 
     def get(self, name: str) -> str | None:
         """First value of a header (the whole field value, not split on commas)."""
-        key = header_key(name)
-        for k, _, v in self._fields:
-            if k == key:
-                return v
-        return None
+        values = (self._index or self._lookup()).get(header_key(name))
+        return None if values is None else values[0]
 
     def get_all(self, name: str) -> list[str]:
         """Every field value of a header, in order, not split on commas."""
-        key = header_key(name)
-        return [v for k, _, v in self._fields if k == key]
+        values = (self._index or self._lookup()).get(header_key(name))
+        return [] if values is None else list(values)
 
     def get_list(self, name: str) -> list[str]:
         """Every element of a list header (Via, Contact, Route, Allow...), commas split."""
         out: list[str] = []
-        key = header_key(name)
-        for k, _, v in self._fields:
-            if k == key:
-                out.extend(split_list(v))
+        for v in (self._index or self._lookup()).get(header_key(name), ()):
+            out.extend(split_list(v))
         return out
 
     def count(self, name: str) -> int:
-        key = header_key(name)
-        return sum(1 for k, _, _ in self._fields if k == key)
+        return len((self._index or self._lookup()).get(header_key(name), ()))
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = header_key(name)
-        return any(k == key for k, _, _ in self._fields)
+        return header_key(name) in (self._index or self._lookup())
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of `name` by one field with `value` (at the first position)."""
         key = header_key(name)
+        self._index = None
         for i, (k, n, _) in enumerate(self._fields):
             if k == key:
                 self._fields[i] = (k, n, value)
@@ -95,9 +112,22 @@ class Headers:
                 return
         self._fields.append((key, name, value))
 
+    def replace_first(self, name: str, value: str) -> None:
+        """Change the value of the first field of `name` in place (position and spelling
+        kept); nothing happens when there is none."""
+        key = header_key(name)
+        fields = self._fields
+        for i, (k, n, _) in enumerate(fields):
+            if k == key:
+                fields[i] = (k, n, value)
+                if self._index is not None:
+                    self._index[key][0] = value
+                return
+
     def remove(self, name: str) -> None:
         key = header_key(name)
         self._fields = [f for f in self._fields if f[0] != key]
+        self._index = None
 
     def items(self) -> Iterator[tuple[str, str]]:
         """(name as written, value) pairs in order."""

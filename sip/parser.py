@@ -148,34 +148,29 @@ def _check_body_length(
 def _validate(msg: Request | Response, error_status: int | None, method: str | None) -> None:
     """Parse the fields every transaction needs, so a bad one fails here, not mid-call."""
     h = msg.headers
-    seen: dict[str, int] = {}
-    first: dict[str, str] = {}  # what Headers.get would return, without a scan per name
-    for key, _, value in h._fields:
-        n = seen.get(key, 0)
-        seen[key] = n + 1
-        if not n:
-            first[key] = value
+    index = h._lookup()  # one pass over the fields; every later lookup reuses it
     for key in _REQUIRED_REQUEST if isinstance(msg, Request) else _REQUIRED_RESPONSE:
-        if key not in seen:
+        if key not in index:
             raise ParseError(f"missing {key} header", error_status, h, method)
     for key in _SINGLE:
-        if seen.get(key, 0) > 1:
+        values = index.get(key)
+        if values is not None and len(values) > 1:
             raise ParseError(f"more than one {key} header", error_status, h, method)
     cache = msg._cache  # filled exactly as the typed-view properties would fill it
     try:
         msg.vias  # noqa: B018 - parse every Via now
-        cache["from"] = parse_name_addr(first["from"])
-        cache["to"] = parse_name_addr(first["to"])
-        cache["cseq"] = cseq = parse_cseq(first["cseq"])
-        mf = first.get("max-forwards")
+        cache["from"] = parse_name_addr(index["from"][0])
+        cache["to"] = parse_name_addr(index["to"][0])
+        cache["cseq"] = cseq = parse_cseq(index["cseq"][0])
+        mf = index.get("max-forwards")
         if mf is not None:
-            parse_uint(mf, "Max-Forwards", 255)
-        exp = first.get("expires")
+            parse_uint(mf[0], "Max-Forwards", 255)
+        exp = index.get("expires")
         if exp is not None:
-            parse_uint(exp, "Expires", MAX_UINT32)
+            parse_uint(exp[0], "Expires", MAX_UINT32)
     except HeaderError as exc:
         raise ParseError(str(exc), error_status, h, method) from None
-    call_id = first["call-id"]
+    call_id = index["call-id"][0]
     if not call_id or " " in call_id or "\t" in call_id:
         raise ParseError("bad Call-ID", error_status, h, method)
     if isinstance(msg, Request) and cseq.method != msg.method:
