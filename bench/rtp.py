@@ -41,6 +41,11 @@ from typing import Any
 from acd.clock import SystemClock
 from acd.runtime.media import MediaEngine
 from acd.runtime.rtppoll import EpollReaders
+
+try:
+    from media._fastrtp import counters as native_counters
+except ImportError:  # not built: the engine serves in Python
+    native_counters = None
 from media.g711 import Codec, alaw_to_ulaw, ulaw_to_alaw
 from media.prompt import Prompt
 
@@ -351,6 +356,7 @@ async def run_bridge(n: int, seconds: float, warmup: float, transcode: bool,
     parent.send(calls)
     res = await loop.run_in_executor(None, parent.recv)
     cpu, drops = engine_cpu() - cpu0, udp_drops(ports) - drops0
+    native = native_counters() if native_counters and getattr(eng.readers, 'native', False) else None
     relayed = sum(ep.packets_out for ep in eps)
     received = sum(ep.packets_in for ep in eps)
     eng.close()
@@ -366,7 +372,8 @@ async def run_bridge(n: int, seconds: float, warmup: float, transcode: bool,
             f"{engine_loss} (kernel drops {drops}), timed {res['lost']}  relayed {relayed}"
             f"  CPU {100 * cpu / span:3.0f}% {1e6 * cpu / max(relayed, 1):.2f} us/pkt"
             f"  far-end lag p99 {res['lag99']:.1f} ms"
-            f"{'  (half transcoding)' if transcode else ''}  {'ok' if ok else 'FAIL'}")
+            f"{'  (half transcoding)' if transcode else ''}  {'ok' if ok else 'FAIL'}"
+            f"{f'  [C path {native}]' if native else ''}")
     return Result(n, ok, line)
 
 

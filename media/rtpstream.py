@@ -204,6 +204,10 @@ class RtpReceiverStats:
 
     WINDOW = 128  # >= MAX_MISORDER so every acceptable straggler can be checked for duplicates
 
+    __slots__ = ("_bad_seq", "_base", "_cycles", "_expected_before", "_expected_prior", "_max",
+                 "_received_prior", "_seen", "_started", "_transit", "clock_rate", "duplicates",
+                 "jitter", "octets", "packets", "received", "reordered")
+
     def __init__(self, clock_rate: int = 8000) -> None:
         self.clock_rate = clock_rate
         self.packets = 0  # everything fed, duplicates included

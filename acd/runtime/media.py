@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import socket
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -83,6 +84,7 @@ class MediaEngine:
         recv_batch: int = 1,
         readers: str = "auto",
         coalesce: float = 0.001,
+        native: bool = True,
     ) -> None:
         self.loop = loop
         self.bind_ip = bind_ip
@@ -99,7 +101,7 @@ class MediaEngine:
         # drain costs per wake-up (1.6 us, as much as the relay itself; see bench/rtp.py).
         self.recv_batch = recv_batch
         # how socket readiness reaches us: acd.runtime.rtppoll ('loop' for test doubles)
-        self.readers = make_readers(loop, readers, coalesce)
+        self.readers = make_readers(loop, readers, coalesce, native)
         self._recording_queue = recording_queue
         self._open_wav = open_wav
         self.endpoints: dict[int, MediaEndpoint] = {}
@@ -129,7 +131,9 @@ class MediaEngine:
             lambda p: open_udp_pair(self.bind_ip, p, self._open_socket))
         ep = MediaEndpoint(self, port, rtp, rtcp)
         self.endpoints[port] = ep
-        self.readers.add(rtp.fileno(), ep._read_rtp)
+        # only real sockets can be read in C (test doubles go through _read_rtp)
+        self.readers.add(rtp.fileno(), ep._read_rtp,
+                         ep if isinstance(rtp, socket.socket) else None)
         self.readers.add(rtcp.fileno(), ep.rtcp.read)
         if self._hk_handle is None:
             self._hk_handle = self.loop.call_later(HOUSEKEEP_PERIOD, self._housekeep)

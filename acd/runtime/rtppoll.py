@@ -13,20 +13,47 @@ whose passes take that long batches by itself, and waiting would only idle it), 
 measured 4.4-5.1 us per packet for about +0.5 ms of median latency
 (bench/rtp.py --mode readers). Below that rate it serves each wake-up at once, adding no
 latency. Pollers are level-triggered: whatever a callback leaves unread is reported again.
+
+Native serving: where the C extension media._fastrtp is built, `EpollReaders` hands each
+poll to it. Sockets added with their MediaEndpoint (`add(fd, callback, endpoint)`) are then
+read and relayed in C for the common packet (see media/_fastrtp.c), everything else still
+through the Python callbacks. `ACD_NATIVE_RTP=0` in the environment, or `native=False`,
+keeps every packet in Python.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import select
 import time
 from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
 import structlog
 
-__all__ = ["EpollReaders", "LoopReaders", "Readers", "make_readers"]
+from media.g711 import _A2U, _U2A, alaw_to_ulaw, ulaw_to_alaw
+from media.rtpstream import RtpReceiverStats
+
+__all__ = ["EpollReaders", "LoopReaders", "NATIVE", "Readers", "make_readers"]
 
 log = structlog.get_logger("acd.media")
+
+
+def _load_native() -> ModuleType | None:
+    if os.environ.get("ACD_NATIVE_RTP", "1") == "0":
+        return None
+    try:
+        from media import _fastrtp
+    except ImportError:  # not built here (no compiler, not Linux): the Python path serves
+        return None
+    _fastrtp.configure(ulaw_to_alaw, alaw_to_ulaw, _U2A, _A2U, RtpReceiverStats.WINDOW)
+    return _fastrtp
+
+
+_native = _load_native()
+NATIVE = _native is not None  # whether media._fastrtp is in use by default
 
 MAX_EVENTS = 4096
 ROUNDS = 8  # polls per pass at most
@@ -38,7 +65,7 @@ class LoopReaders:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    def add(self, fd: int, callback: Callable[[], None]) -> None:
+    def add(self, fd: int, callback: Callable[[], None], endpoint: Any = None) -> None:
         self._loop.add_reader(fd, callback)
 
     def remove(self, fd: int) -> None:
@@ -52,10 +79,12 @@ class EpollReaders:
     """All media sockets behind one level-triggered epoll object."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, *, coalesce: float = 0.001,
-                 busy_rate: float = 20_000.0) -> None:
+                 busy_rate: float = 20_000.0, native: bool = True) -> None:
         self._loop = loop
         self._epoll = select.epoll()
         self._callbacks: dict[int, Callable[[], None]] = {}
+        self._native = _native if native else None
+        self._endpoints: dict[int, Any] = {}  # fd -> MediaEndpoint, served by media._fastrtp
         self.coalesce = coalesce
         self.busy_rate = busy_rate
         self._watching = False
@@ -66,13 +95,22 @@ class EpollReaders:
         self.busy = False  # coalescing wake-ups
         self.passes = self.events = 0
 
-    def add(self, fd: int, callback: Callable[[], None]) -> None:
+    @property
+    def native(self) -> bool:
+        return self._native is not None
+
+    def add(self, fd: int, callback: Callable[[], None], endpoint: Any = None) -> None:
+        """Watch `fd`. `endpoint`: the MediaEndpoint whose RTP socket it is, for native
+        serving (its `callback` is then its `_read_rtp`)."""
         self._epoll.register(fd, select.EPOLLIN)
         self._callbacks[fd] = callback
+        if endpoint is not None and self._native is not None:
+            self._endpoints[fd] = endpoint
         if not self._watching and self._pending is None:
             self._watch()
 
     def remove(self, fd: int) -> None:
+        self._endpoints.pop(fd, None)
         if self._callbacks.pop(fd, None) is not None:
             self._epoll.unregister(fd)
 
@@ -105,12 +143,20 @@ class EpollReaders:
         callbacks = self._callbacks
         found = 0
         started = time.monotonic()
+        native = self._native
         for _ in range(ROUNDS):
-            events = self._epoll.poll(0, MAX_EVENTS)
-            if not events:
-                break
-            found += len(events)
-            for fd, _mask in events:
+            if native is not None:
+                ready, fds = native.serve(self._epoll.fileno(), self._endpoints, MAX_EVENTS)
+                if not ready:
+                    break
+                found += ready
+            else:
+                events = self._epoll.poll(0, MAX_EVENTS)
+                if not events:
+                    break
+                found += len(events)
+                fds = [fd for fd, _mask in events]
+            for fd in fds:
                 callback = callbacks.get(fd)
                 if callback is not None:
                     try:
@@ -134,16 +180,19 @@ class EpollReaders:
             self._loop.remove_reader(self._epoll.fileno())
             self._watching = False
         self._callbacks.clear()
+        self._endpoints.clear()
         self._epoll.close()
 
 
 Readers = LoopReaders | EpollReaders
 
 
-def make_readers(loop: asyncio.AbstractEventLoop, kind: str, coalesce: float) -> Readers:
-    """'epoll' (where select.epoll exists, else falls back), 'loop', or 'auto' (= epoll)."""
+def make_readers(loop: asyncio.AbstractEventLoop, kind: str, coalesce: float,
+                 native: bool = True) -> Readers:
+    """'epoll' (where select.epoll exists, else falls back), 'loop', or 'auto' (= epoll).
+    `native`: serve with media._fastrtp where it is built (epoll only)."""
     if kind not in ("epoll", "auto", "loop"):
         raise ValueError(f"unknown reader kind {kind!r}")
     if kind != "loop" and hasattr(select, "epoll"):
-        return EpollReaders(loop, coalesce=coalesce)
+        return EpollReaders(loop, coalesce=coalesce, native=native)
     return LoopReaders(loop)

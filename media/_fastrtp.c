@@ -1,0 +1,780 @@
+/* media._fastrtp: the bridged-RTP fast path of acd.runtime.rtpendpoint in C.
+ *
+ * Why: a bridged call relays 100 packets/s, and at a thousand calls the Python per-packet
+ * path (recvfrom, header unpack, latch check, receive statistics, re-stamping, sendto) cost
+ * 12-18 us per packet, most of it interpreter and socket-object overhead around two system
+ * calls that take about 2 us. This module serves ready sockets of one epoll object and, for
+ * each datagram, does exactly what MediaEndpoint._on_rtp would do for the common packet: a
+ * plain RTP header (version 2, no padding, extension or CSRCs), the negotiated audio payload
+ * type, from the latched source, the current SSRC, in sequence. Its state stays in the
+ * Python objects (it reads and writes their attributes), so Python code sees no difference.
+ *
+ * Anything else is handed to Python unchanged, before any state was touched: the datagram
+ * goes to MediaEndpoint._on_rtp as bytes and an address tuple built the way the socket
+ * module builds them. Once state has been touched (the receive statistics), the remaining
+ * steps that are not the common case call the same Python methods the Python path calls
+ * (_audio_in, the peer's Outgoing.relay, _tap_out), so the outcome is the same.
+ *
+ * tests/unit/test_fastrtp.py feeds the same packet sequences through both paths and compares
+ * every counter, the statistics and the bytes sent.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#ifndef __linux__
+#error "media._fastrtp needs Linux (epoll); the pure-Python path is used elsewhere"
+#endif
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#define MAX_DATAGRAM 2048 /* as acd.runtime.rtpendpoint.MAX_DATAGRAM */
+#define MAX_DROPOUT 3000  /* as media.rtpstream */
+#define MAX_EVENTS 4096
+
+/* interned attribute names */
+static PyObject *s_src, *s_recv_pt, *s_rx_ssrc, *s_rx, *s_recv_ok, *s_taps, *s_inband, *s_peer,
+    *s_out, *s_to_peer, *s_now, *s_last_rx, *s_packets_in, *s_out_taps, *s_batch, *s_audio_in, *s_on_rtp,
+    *s_packet_failed, *s_send_ok, *s_busy, *s_relaying, *s_sender, *s_latch, *s_dest, *s_sock,
+    *s_pt, *s_last_sent, *s_packets_out, *s_send_errors, *s_tap_out, *s_relay, *s_their_ssrc,
+    *s_their_max, *s_marker, *s_seq_off, *s_ts_off, *s_seq, *s_ts, *s_packets_sent,
+    *s_octets_sent, *s_ssrc, *s_packets, *s_octets, *s_started, *s_max, *s_duplicates,
+    *s_cycles, *s_seen, *s_received, *s_clock_rate, *s_transit, *s_jitter;
+
+/* set by configure(): the two transcoders MediaEndpoint._to_peer may hold, and their tables */
+static PyObject *g_u2a_func, *g_a2u_func;
+static unsigned char g_u2a[256], g_a2u[256];
+static PyObject *g_window_mask; /* (1 << RtpReceiverStats.WINDOW) - 1 */
+static PyObject *g_one;
+/* datagrams served: handled here, handed to _on_rtp, relayed here, relayed through Python */
+static unsigned long long n_native, n_python, n_relayed, n_relay_python;
+
+/* -- small helpers: each returns -1 with an exception set on failure ----------------------- */
+
+static int get_long(PyObject *obj, PyObject *name, long *out) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL) return -1;
+    *out = PyLong_AsLong(v);
+    Py_DECREF(v);
+    if (*out == -1 && PyErr_Occurred()) return -1;
+    return 0;
+}
+
+/* an attribute that may be None: 1 with *out set, 0 for None (or not an int) */
+static int get_opt_long(PyObject *obj, PyObject *name, long *out) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL) return -1;
+    if (!PyLong_Check(v)) {
+        Py_DECREF(v);
+        return 0;
+    }
+    *out = PyLong_AsLong(v);
+    Py_DECREF(v);
+    if (*out == -1 && PyErr_Occurred()) return -1;
+    return 1;
+}
+
+static int set_long(PyObject *obj, PyObject *name, long value) {
+    PyObject *v = PyLong_FromLong(value);
+    if (v == NULL) return -1;
+    int r = PyObject_SetAttr(obj, name, v);
+    Py_DECREF(v);
+    return r;
+}
+
+static int add_long(PyObject *obj, PyObject *name, long delta) {
+    long v;
+    if (get_long(obj, name, &v) < 0) return -1;
+    return set_long(obj, name, v + delta);
+}
+
+static int get_truth(PyObject *obj, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL) return -1;
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* -- addresses -------------------------------------------------------------------------- */
+
+/* The address tuple socket.recvfrom returns: (host, port) for IPv4, (host, port, flowinfo,
+ * scope_id) for IPv6. */
+static PyObject *make_addr(const struct sockaddr_storage *ss) {
+    char host[INET6_ADDRSTRLEN];
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host)) == NULL)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        return Py_BuildValue("(si)", host, (int)ntohs(a->sin_port));
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)) == NULL)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        return Py_BuildValue("(siII)", host, (int)ntohs(a->sin6_port),
+                             (unsigned int)ntohl(a->sin6_flowinfo),
+                             (unsigned int)a->sin6_scope_id);
+    }
+    Py_RETURN_NONE;
+}
+
+static int tuple_long_eq(PyObject *t, Py_ssize_t i, unsigned long want) {
+    PyObject *v = PyTuple_GET_ITEM(t, i);
+    if (!PyLong_Check(v)) return 0;
+    unsigned long got = PyLong_AsUnsignedLong(v);
+    if (got == (unsigned long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return got == want;
+}
+
+static int tuple_str_eq(PyObject *t, Py_ssize_t i, const char *want) {
+    PyObject *v = PyTuple_GET_ITEM(t, i);
+    if (!PyUnicode_Check(v)) return 0;
+    const char *got = PyUnicode_AsUTF8(v);
+    if (got == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return strcmp(got, want) == 0;
+}
+
+/* Would `make_addr(ss) == src` hold? (without building the tuple) */
+static int addr_equals(const struct sockaddr_storage *ss, PyObject *src) {
+    char host[INET6_ADDRSTRLEN];
+    if (!PyTuple_Check(src)) return 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        if (PyTuple_GET_SIZE(src) != 2) return 0;
+        if (!tuple_long_eq(src, 1, ntohs(a->sin_port))) return 0;
+        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host)) == NULL) return 0;
+        return tuple_str_eq(src, 0, host);
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        if (PyTuple_GET_SIZE(src) != 4) return 0;
+        if (!tuple_long_eq(src, 1, ntohs(a->sin6_port))) return 0;
+        if (!tuple_long_eq(src, 2, ntohl(a->sin6_flowinfo))) return 0;
+        if (!tuple_long_eq(src, 3, a->sin6_scope_id)) return 0;
+        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)) == NULL) return 0;
+        return tuple_str_eq(src, 0, host);
+    }
+    return 0;
+}
+
+/* The sockaddr socket.sendto would use for `dest`, for numeric addresses only (1); 0 when
+ * Python must resolve it (a name, a scoped literal, an odd tuple). */
+static int dest_sockaddr(PyObject *dest, struct sockaddr_storage *ss, socklen_t *len) {
+    if (!PyTuple_Check(dest)) return 0;
+    Py_ssize_t n = PyTuple_GET_SIZE(dest);
+    if (n < 2 || n > 4) return 0;
+    PyObject *h = PyTuple_GET_ITEM(dest, 0), *p = PyTuple_GET_ITEM(dest, 1);
+    if (!PyUnicode_Check(h) || !PyLong_Check(p)) return 0;
+    const char *host = PyUnicode_AsUTF8(h);
+    long port = PyLong_AsLong(p);
+    if (host == NULL || port < 0 || port > 65535) {
+        PyErr_Clear();
+        return 0;
+    }
+    memset(ss, 0, sizeof(*ss));
+    if (n == 2) {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        if (inet_pton(AF_INET, host, &a->sin_addr) == 1) {
+            a->sin_family = AF_INET;
+            a->sin_port = htons((unsigned short)port);
+            *len = sizeof(*a);
+            return 1;
+        }
+    }
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1) return 0;
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((unsigned short)port);
+    if (n >= 3) {
+        PyObject *f = PyTuple_GET_ITEM(dest, 2);
+        if (!PyLong_Check(f)) return 0;
+        unsigned long flow = PyLong_AsUnsignedLong(f);
+        if (PyErr_Occurred() || flow > 0xFFFFF) {
+            PyErr_Clear();
+            return 0; /* Python raises OverflowError there: let it */
+        }
+        a6->sin6_flowinfo = htonl((uint32_t)flow);
+    }
+    if (n == 4) {
+        PyObject *s = PyTuple_GET_ITEM(dest, 3);
+        if (!PyLong_Check(s)) return 0;
+        unsigned long scope = PyLong_AsUnsignedLong(s);
+        if (PyErr_Occurred() || scope > 0xFFFFFFFFUL) {
+            PyErr_Clear();
+            return 0;
+        }
+        a6->sin6_scope_id = (uint32_t)scope;
+    }
+    *len = sizeof(*a6);
+    return 1;
+}
+
+/* -- RtpReceiverStats.update, in-sequence packets and duplicates ------------------------- */
+
+/* 1: this packet takes update()'s common branch (done here); 0: it does not (nothing
+ * touched); -1: error. */
+static int rx_check(PyObject *rx, unsigned seq, long *delta_out) {
+    int started = get_truth(rx, s_started);
+    if (started <= 0) return started;
+    long max;
+    if (get_long(rx, s_max, &max) < 0) return -1;
+    long delta = ((long)seq - max) & 0xFFFF;
+    if (delta != 0 && delta >= MAX_DROPOUT) return 0;
+    *delta_out = delta;
+    return 1;
+}
+
+static int rx_update(PyObject *rx, unsigned seq, uint32_t ts, double now, long size,
+                     long delta) {
+    if (add_long(rx, s_packets, 1) < 0 || add_long(rx, s_octets, size) < 0) return -1;
+    if (delta == 0) return add_long(rx, s_duplicates, 1);
+    long max;
+    if (get_long(rx, s_max, &max) < 0) return -1;
+    if ((long)seq < max && add_long(rx, s_cycles, 0x10000) < 0) return -1;
+    if (set_long(rx, s_max, seq) < 0) return -1;
+    /* _seen = ((_seen << delta) | 1) & ((1 << WINDOW) - 1) */
+    PyObject *seen = PyObject_GetAttr(rx, s_seen);
+    if (seen == NULL) return -1;
+    PyObject *d = PyLong_FromLong(delta);
+    PyObject *t1 = d ? PyNumber_Lshift(seen, d) : NULL;
+    Py_DECREF(seen);
+    Py_XDECREF(d);
+    PyObject *t2 = t1 ? PyNumber_Or(t1, g_one) : NULL;
+    Py_XDECREF(t1);
+    PyObject *t3 = t2 ? PyNumber_And(t2, g_window_mask) : NULL;
+    Py_XDECREF(t2);
+    if (t3 == NULL) return -1;
+    int r = PyObject_SetAttr(rx, s_seen, t3);
+    Py_DECREF(t3);
+    if (r < 0 || add_long(rx, s_received, 1) < 0) return -1;
+    long rate;
+    if (get_long(rx, s_clock_rate, &rate) < 0) return -1;
+    double transit = now * (double)rate - (double)ts;
+    PyObject *prev = PyObject_GetAttr(rx, s_transit);
+    if (prev == NULL) return -1;
+    if (prev != Py_None) {
+        double p = PyFloat_AsDouble(prev);
+        Py_DECREF(prev);
+        if (p == -1.0 && PyErr_Occurred()) return -1;
+        double dd = transit - p;
+        if (dd > 2147483648.0 || dd < -2147483648.0) {
+            /* Python's float % takes the sign of the divisor */
+            double m = fmod(dd + 2147483648.0, 4294967296.0);
+            if (m < 0) m += 4294967296.0;
+            dd = m - 2147483648.0;
+        }
+        PyObject *jo = PyObject_GetAttr(rx, s_jitter);
+        if (jo == NULL) return -1;
+        double j = PyFloat_AsDouble(jo);
+        Py_DECREF(jo);
+        if (j == -1.0 && PyErr_Occurred()) return -1;
+        j += (fabs(dd) - j) / 16.0;
+        PyObject *nj = PyFloat_FromDouble(j);
+        if (nj == NULL) return -1;
+        r = PyObject_SetAttr(rx, s_jitter, nj);
+        Py_DECREF(nj);
+        if (r < 0) return -1;
+    } else {
+        Py_DECREF(prev);
+    }
+    PyObject *tr = PyFloat_FromDouble(transit);
+    if (tr == NULL) return -1;
+    r = PyObject_SetAttr(rx, s_transit, tr);
+    Py_DECREF(tr);
+    return r;
+}
+
+/* -- the peer's side: Outgoing.relay + RtpSender.relay ----------------------------------- */
+
+/* Relay one payload (already in the peer's law) to the peer's remote. Natively when the
+ * Outgoing is relaying and the packet continues the sender's anchor, else through
+ * Outgoing.relay. 0 or -1. */
+static int relay_to(PyObject *out, PyObject *payload_obj, const unsigned char *payload,
+                    Py_ssize_t plen, int marker, unsigned seq, uint32_t ts, uint32_t ssrc,
+                    PyObject *now) {
+    PyObject *sender = NULL, *latch = NULL, *dest = NULL, *sock = NULL;
+    int native = 0, r = -1;
+    long pt = 0, their_max = 0;
+    struct sockaddr_storage ss;
+    socklen_t sslen = 0;
+    int relaying = get_truth(out, s_relaying);
+    if (relaying < 0) return -1;
+    if (get_long(out, s_pt, &pt) < 0) return -1;
+    if (relaying && payload != NULL && plen <= MAX_DATAGRAM) {
+        sender = PyObject_GetAttr(out, s_sender);
+        if (sender == NULL) goto done;
+        long their_ssrc;
+        int has = get_opt_long(sender, s_their_ssrc, &their_ssrc);
+        if (has < 0) goto done;
+        if (has && (uint32_t)their_ssrc == ssrc) {
+            if (get_long(sender, s_their_max, &their_max) < 0) goto done;
+            if ((((long)seq - their_max) & 0xFFFF) < MAX_DROPOUT) {
+                latch = PyObject_GetAttr(out, s_latch);
+                if (latch == NULL) goto done;
+                dest = PyObject_GetAttr(latch, s_dest);
+                if (dest == NULL) goto done;
+                sock = PyObject_GetAttr(out, s_sock);
+                if (sock == NULL) goto done;
+                native = dest != Py_None && dest_sockaddr(dest, &ss, &sslen) && pt >= 0 &&
+                         pt <= 127;
+            }
+        }
+    }
+    if (native) n_relayed++; else n_relay_python++;
+    if (!native) {
+        /* out.relay(payload, out.pt, marker, seq, ts, ssrc, now, len(payload)) */
+        PyObject *res = PyObject_CallMethod(out, "relay", "OlOkkkOn", payload_obj, pt,
+                                            marker ? Py_True : Py_False, (unsigned long)seq,
+                                            (unsigned long)ts, (unsigned long)ssrc, now,
+                                            plen);
+        Py_XDECREF(res);
+        r = res == NULL ? -1 : 0;
+        goto done;
+    }
+    {
+        int fd = PyObject_AsFileDescriptor(sock);
+        if (fd < 0) goto done;
+        if (set_long(sender, s_their_max, seq) < 0) goto done;
+        int pending = get_truth(sender, s_marker);
+        if (pending < 0) goto done;
+        if (pending) {
+            marker = 1;
+            if (PyObject_SetAttr(sender, s_marker, Py_False) < 0) goto done;
+        }
+        long seq_off, ts_off, our_seq, our_ts, our_ssrc;
+        if (get_long(sender, s_seq_off, &seq_off) < 0 || get_long(sender, s_ts_off, &ts_off) < 0 ||
+            get_long(sender, s_seq, &our_seq) < 0 || get_long(sender, s_ts, &our_ts) < 0 ||
+            get_long(sender, s_ssrc, &our_ssrc) < 0)
+            goto done;
+        unsigned out_seq = (unsigned)((seq + (unsigned long)seq_off) & 0xFFFF);
+        uint32_t out_ts = (uint32_t)(ts + (unsigned long)ts_off);
+        if ((((long)out_seq + 1 - our_seq) & 0x8000) == 0 &&
+            set_long(sender, s_seq, (out_seq + 1) & 0xFFFF) < 0)
+            goto done;
+        uint32_t end_ts = out_ts + (uint32_t)plen;
+        if (((end_ts - (uint32_t)our_ts) & 0x80000000u) == 0 &&
+            set_long(sender, s_ts, (long)end_ts) < 0)
+            goto done;
+        if (add_long(sender, s_packets_sent, 1) < 0 || add_long(sender, s_octets_sent, plen) < 0)
+            goto done;
+        unsigned char pkt[12 + MAX_DATAGRAM];
+        pkt[0] = 0x80;
+        pkt[1] = (unsigned char)(marker ? (pt | 0x80) : pt);
+        pkt[2] = (unsigned char)(out_seq >> 8);
+        pkt[3] = (unsigned char)out_seq;
+        pkt[4] = (unsigned char)(out_ts >> 24);
+        pkt[5] = (unsigned char)(out_ts >> 16);
+        pkt[6] = (unsigned char)(out_ts >> 8);
+        pkt[7] = (unsigned char)out_ts;
+        uint32_t s = (uint32_t)our_ssrc;
+        pkt[8] = (unsigned char)(s >> 24);
+        pkt[9] = (unsigned char)(s >> 16);
+        pkt[10] = (unsigned char)(s >> 8);
+        pkt[11] = (unsigned char)s;
+        memcpy(pkt + 12, payload, (size_t)plen);
+        if (PyObject_SetAttr(out, s_last_sent, now) < 0) goto done;
+        ssize_t sent = sendto(fd, pkt, 12 + (size_t)plen, MSG_DONTWAIT, (struct sockaddr *)&ss,
+                              sslen);
+        if (sent < 0) {
+            r = add_long(out, s_send_errors, 1);
+            goto done;
+        }
+        if (add_long(out, s_packets_out, 1) < 0) goto done;
+        PyObject *taps = PyObject_GetAttr(out, s_out_taps);
+        if (taps == NULL) goto done;
+        int any = PyObject_IsTrue(taps);
+        Py_DECREF(taps);
+        if (any < 0) goto done;
+        if (any) {
+            PyObject *res = PyObject_CallMethodOneArg(out, s_tap_out, payload_obj);
+            if (res == NULL) goto done;
+            Py_DECREF(res);
+        }
+        r = 0;
+    }
+done:
+    Py_XDECREF(sender);
+    Py_XDECREF(latch);
+    Py_XDECREF(dest);
+    Py_XDECREF(sock);
+    return r;
+}
+
+/* -- one datagram ----------------------------------------------------------------------- */
+
+/* 0: handled; 1: not the common case, nothing touched: hand it to _on_rtp; -1: error (an
+ * exception is set; state may be partly updated, as it would be in Python). */
+static int on_packet(PyObject *ep, const unsigned char *data, Py_ssize_t n,
+                     const struct sockaddr_storage *ss) {
+    if (n < 12 || data[0] != 0x80) return 1;
+    long pt = data[1] & 0x7F;
+    int marker = data[1] > 0x7F;
+    unsigned seq = ((unsigned)data[2] << 8) | data[3];
+    uint32_t ts = ((uint32_t)data[4] << 24) | ((uint32_t)data[5] << 16) |
+                  ((uint32_t)data[6] << 8) | data[7];
+    uint32_t ssrc = ((uint32_t)data[8] << 24) | ((uint32_t)data[9] << 16) |
+                    ((uint32_t)data[10] << 8) | data[11];
+    long recv_pt, rx_ssrc, delta = 0;
+    if (get_long(ep, s_recv_pt, &recv_pt) < 0) return -1;
+    if (pt != recv_pt) return 1;
+    PyObject *src = PyObject_GetAttr(ep, s_src);
+    if (src == NULL) return -1;
+    int same = addr_equals(ss, src);
+    Py_DECREF(src);
+    if (!same) return 1;
+    int has = get_opt_long(ep, s_rx_ssrc, &rx_ssrc);
+    if (has <= 0) return has < 0 ? -1 : 1;
+    if ((uint32_t)rx_ssrc != ssrc) return 1;
+    PyObject *rx = PyObject_GetAttr(ep, s_rx);
+    if (rx == NULL) return -1;
+    int r = -1, common = rx_check(rx, seq, &delta);
+    PyObject *now = NULL, *payload = NULL, *peer = NULL, *out = NULL, *to_peer = NULL,
+             *moved = NULL;
+    if (common <= 0) {
+        r = common < 0 ? -1 : 1;
+        goto done;
+    }
+    /* from here on this is MediaEndpoint._on_rtp, line by line */
+    {
+        PyObject *clock = PyObject_GetAttr(ep, s_now);
+        if (clock == NULL) goto done;
+        now = PyObject_CallNoArgs(clock);
+        Py_DECREF(clock);
+    }
+    if (now == NULL) goto done;
+    double t = PyFloat_AsDouble(now);
+    if (t == -1.0 && PyErr_Occurred()) goto done;
+    if (PyObject_SetAttr(ep, s_last_rx, now) < 0 || add_long(ep, s_packets_in, 1) < 0) goto done;
+    Py_ssize_t plen = n - 12;
+    if (rx_update(rx, seq, ts, t, (long)plen, delta) < 0) goto done;
+    int recv_ok = get_truth(ep, s_recv_ok);
+    if (recv_ok <= 0) {
+        r = recv_ok;
+        goto done;
+    }
+    payload = PyBytes_FromStringAndSize((const char *)data + 12, plen);
+    if (payload == NULL) goto done;
+    {
+        PyObject *taps = PyObject_GetAttr(ep, s_taps);
+        if (taps == NULL) goto done;
+        int want = PyObject_IsTrue(taps);
+        Py_DECREF(taps);
+        if (want < 0) goto done;
+        if (!want) {
+            PyObject *inband = PyObject_GetAttr(ep, s_inband);
+            if (inband == NULL) goto done;
+            want = inband != Py_None;
+            Py_DECREF(inband);
+        }
+        if (want) {
+            PyObject *res = PyObject_CallMethodOneArg(ep, s_audio_in, payload);
+            if (res == NULL) goto done;
+            Py_DECREF(res);
+        }
+    }
+    peer = PyObject_GetAttr(ep, s_peer);
+    if (peer == NULL) goto done;
+    if (peer == Py_None) {
+        r = 0;
+        goto done;
+    }
+    out = PyObject_GetAttr(peer, s_out);
+    if (out == NULL) goto done;
+    int send_ok = get_truth(out, s_send_ok);
+    if (send_ok < 0) goto done;
+    int busy = send_ok ? get_truth(out, s_busy) : 1;
+    if (busy < 0) goto done;
+    if (!send_ok || busy) {
+        r = 0;
+        goto done;
+    }
+    to_peer = PyObject_GetAttr(ep, s_to_peer);
+    if (to_peer == NULL) goto done;
+    const unsigned char *bytes = data + 12;
+    if (to_peer != Py_None) {
+        if (to_peer == g_u2a_func || to_peer == g_a2u_func) {
+            const unsigned char *table = to_peer == g_u2a_func ? g_u2a : g_a2u;
+            moved = PyBytes_FromStringAndSize(NULL, plen);
+            if (moved == NULL) goto done;
+            unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(moved);
+            for (Py_ssize_t i = 0; i < plen; i++) dst[i] = table[data[12 + i]];
+        } else {
+            moved = PyObject_CallOneArg(to_peer, payload);
+            if (moved == NULL) goto done;
+            if (!PyBytes_Check(moved)) {
+                /* not ours to interpret: Outgoing.relay takes it as it would from Python */
+                Py_ssize_t mlen = PyObject_Length(moved);
+                if (mlen < 0) goto done;
+                r = relay_to(out, moved, NULL, mlen, marker, seq, ts, ssrc, now);
+                goto done;
+            }
+        }
+        bytes = (const unsigned char *)PyBytes_AS_STRING(moved);
+        plen = PyBytes_GET_SIZE(moved);
+    }
+    r = relay_to(out, moved != NULL ? moved : payload, bytes, plen, marker, seq, ts, ssrc, now);
+done:
+    Py_XDECREF(rx);
+    Py_XDECREF(now);
+    Py_XDECREF(payload);
+    Py_XDECREF(peer);
+    Py_XDECREF(out);
+    Py_XDECREF(to_peer);
+    Py_XDECREF(moved);
+    return r;
+}
+
+/* -- the reader: MediaEndpoint._read_rtp ------------------------------------------------ */
+
+static void report_failure(PyObject *ep) {
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    PyErr_NormalizeException(&type, &exc, &tb);
+    if (exc != NULL && tb != NULL) PyException_SetTraceback(exc, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    if (exc == NULL) {
+        exc = Py_None;
+        Py_INCREF(exc);
+    }
+    PyObject *res = PyObject_CallMethodOneArg(ep, s_packet_failed, exc);
+    Py_XDECREF(exc);
+    if (res == NULL)
+        PyErr_WriteUnraisable(ep);
+    else
+        Py_DECREF(res);
+}
+
+/* Up to ep._batch datagrams from fd, each handled here or by ep._on_rtp. Failures of one
+ * packet are reported through ep._packet_failed and do not stop the socket. -1 only when the
+ * endpoint itself is unusable. */
+static int read_endpoint(PyObject *ep, int fd) {
+    long batch;
+    if (get_long(ep, s_batch, &batch) < 0) return -1;
+    unsigned char buf[MAX_DATAGRAM];
+    for (long k = 0; k < batch; k++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&ss, &sl);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
+            continue; /* an ICMP error queued on the socket, say: as the Python reader */
+        }
+        int r = on_packet(ep, buf, n, &ss);
+        if (r == 0) n_native++;
+        if (r == 1) {
+            n_python++;
+            PyObject *data = PyBytes_FromStringAndSize((const char *)buf, n);
+            PyObject *addr = data ? make_addr(&ss) : NULL;
+            PyObject *res = addr ? PyObject_CallMethodObjArgs(ep, s_on_rtp, data, addr, NULL)
+                                 : NULL;
+            Py_XDECREF(data);
+            Py_XDECREF(addr);
+            if (res == NULL)
+                r = -1;
+            else
+                Py_DECREF(res);
+        }
+        if (r < 0) report_failure(ep);
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(serve_doc,
+"serve(epfd, endpoints, maxevents) -> (ready, others)\n\n"
+"One non-blocking epoll_wait on the epoll descriptor `epfd`. Ready descriptors found in\n"
+"`endpoints` (fd -> MediaEndpoint) are read and handled here; the others are returned for\n"
+"their Python callbacks. `ready` counts them all.");
+
+static PyObject *serve(PyObject *self, PyObject *args) {
+    int epfd, maxevents;
+    PyObject *endpoints;
+    if (!PyArg_ParseTuple(args, "iO!i", &epfd, &PyDict_Type, &endpoints, &maxevents))
+        return NULL;
+    static struct epoll_event events[MAX_EVENTS];
+    if (maxevents < 1 || maxevents > MAX_EVENTS) maxevents = MAX_EVENTS;
+    int n = epoll_wait(epfd, events, maxevents, 0);
+    if (n < 0) {
+        if (errno != EINTR) return PyErr_SetFromErrno(PyExc_OSError);
+        n = 0;
+    }
+    PyObject *others = PyList_New(0);
+    if (others == NULL) return NULL;
+    for (int i = 0; i < n; i++) {
+        int fd = events[i].data.fd;
+        PyObject *key = PyLong_FromLong(fd);
+        if (key == NULL) goto fail;
+        PyObject *ep = PyDict_GetItemWithError(endpoints, key); /* borrowed */
+        if (ep == NULL) {
+            if (PyErr_Occurred() || PyList_Append(others, key) < 0) {
+                Py_DECREF(key);
+                goto fail;
+            }
+            Py_DECREF(key);
+            continue;
+        }
+        Py_DECREF(key);
+        Py_INCREF(ep); /* a callback may close it and drop it from the dict */
+        int r = read_endpoint(ep, fd);
+        Py_DECREF(ep);
+        if (r < 0) goto fail;
+    }
+    return Py_BuildValue("(iN)", n, others);
+fail:
+    Py_DECREF(others);
+    return NULL;
+}
+
+PyDoc_STRVAR(handle_doc,
+"handle(endpoint, data, addr) -> bool\n\n"
+"The per-datagram path alone, for tests: True when handled here, False when `data` (received\n"
+"from `addr`) is not the common case and nothing was touched (MediaEndpoint._on_rtp must\n"
+"take it). Exceptions from Python callbacks propagate.");
+
+static PyObject *handle(PyObject *self, PyObject *args) {
+    PyObject *ep, *addr;
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "Oy*O", &ep, &data, &addr)) return NULL;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int ok = dest_sockaddr(addr, &ss, &len);
+    if (!ok || data.len > MAX_DATAGRAM) {
+        PyBuffer_Release(&data);
+        Py_RETURN_FALSE; /* only numeric addresses arrive from a socket */
+    }
+    int r = on_packet(ep, (const unsigned char *)data.buf, data.len, &ss);
+    PyBuffer_Release(&data);
+    if (r < 0) return NULL;
+    return PyBool_FromLong(r == 0);
+}
+
+PyDoc_STRVAR(configure_doc,
+"configure(u2a, a2u, u2a_table, a2u_table, window)\n\n"
+"The transcoders of media.g711 (recognised by identity, applied by table here) and\n"
+"RtpReceiverStats.WINDOW.");
+
+static PyObject *configure(PyObject *self, PyObject *args) {
+    PyObject *u2a, *a2u;
+    Py_buffer t1, t2;
+    int window;
+    if (!PyArg_ParseTuple(args, "OOy*y*i", &u2a, &a2u, &t1, &t2, &window)) return NULL;
+    if (t1.len != 256 || t2.len != 256 || window < 1 || window > 4096) {
+        PyBuffer_Release(&t1);
+        PyBuffer_Release(&t2);
+        PyErr_SetString(PyExc_ValueError, "tables must hold 256 bytes, window 1..4096");
+        return NULL;
+    }
+    memcpy(g_u2a, t1.buf, 256);
+    memcpy(g_a2u, t2.buf, 256);
+    PyBuffer_Release(&t1);
+    PyBuffer_Release(&t2);
+    PyObject *w = PyLong_FromLong(window);
+    PyObject *shifted = w ? PyNumber_Lshift(g_one, w) : NULL;
+    Py_XDECREF(w);
+    PyObject *mask = shifted ? PyNumber_Subtract(shifted, g_one) : NULL;
+    Py_XDECREF(shifted);
+    if (mask == NULL) return NULL;
+    Py_XSETREF(g_window_mask, mask);
+    Py_INCREF(u2a);
+    Py_XSETREF(g_u2a_func, u2a);
+    Py_INCREF(a2u);
+    Py_XSETREF(g_a2u_func, a2u);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(counters_doc,
+"counters() -> dict\n\n"
+"Datagrams served since the process started: 'native' handled here, 'python' handed to\n"
+"_on_rtp; of those handled here, 'relayed' sent here and 'relay_python' through\n"
+"Outgoing.relay.");
+
+static PyObject *counters(PyObject *self, PyObject *unused) {
+    return Py_BuildValue("{sKsKsKsK}", "native", n_native, "python", n_python, "relayed",
+                         n_relayed, "relay_python", n_relay_python);
+}
+
+static PyMethodDef methods[] = {
+    {"counters", counters, METH_NOARGS, counters_doc},
+    {"serve", serve, METH_VARARGS, serve_doc},
+    {"handle", handle, METH_VARARGS, handle_doc},
+    {"configure", configure, METH_VARARGS, configure_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_fastrtp",
+    "The bridged-RTP fast path of acd.runtime.rtpendpoint (see the C source's header).", -1,
+    methods,
+};
+
+#define INTERN(var, text) \
+    if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
+
+PyMODINIT_FUNC PyInit__fastrtp(void) {
+    INTERN(s_src, "_src");
+    INTERN(s_recv_pt, "recv_pt");
+    INTERN(s_rx_ssrc, "_rx_ssrc");
+    INTERN(s_rx, "_rx");
+    INTERN(s_recv_ok, "_recv_ok");
+    INTERN(s_taps, "_taps");
+    INTERN(s_out_taps, "taps");
+    INTERN(s_inband, "_inband");
+    INTERN(s_peer, "_peer");
+    INTERN(s_out, "_out");
+    INTERN(s_to_peer, "_to_peer");
+    INTERN(s_now, "_now");
+    INTERN(s_last_rx, "last_rx");
+    INTERN(s_packets_in, "packets_in");
+    INTERN(s_batch, "_batch");
+    INTERN(s_audio_in, "_audio_in");
+    INTERN(s_on_rtp, "_on_rtp");
+    INTERN(s_packet_failed, "_packet_failed");
+    INTERN(s_send_ok, "send_ok");
+    INTERN(s_busy, "busy");
+    INTERN(s_relaying, "_relaying");
+    INTERN(s_sender, "sender");
+    INTERN(s_latch, "latch");
+    INTERN(s_dest, "dest");
+    INTERN(s_sock, "_sock");
+    INTERN(s_pt, "pt");
+    INTERN(s_last_sent, "last_sent");
+    INTERN(s_packets_out, "packets_out");
+    INTERN(s_send_errors, "send_errors");
+    INTERN(s_tap_out, "_tap_out");
+    INTERN(s_relay, "relay");
+    INTERN(s_their_ssrc, "_their_ssrc");
+    INTERN(s_their_max, "_their_max");
+    INTERN(s_marker, "_marker");
+    INTERN(s_seq_off, "_seq_off");
+    INTERN(s_ts_off, "_ts_off");
+    INTERN(s_seq, "_seq");
+    INTERN(s_ts, "_ts");
+    INTERN(s_packets_sent, "packets_sent");
+    INTERN(s_octets_sent, "octets_sent");
+    INTERN(s_ssrc, "ssrc");
+    INTERN(s_packets, "packets");
+    INTERN(s_octets, "octets");
+    INTERN(s_started, "_started");
+    INTERN(s_max, "_max");
+    INTERN(s_duplicates, "duplicates");
+    INTERN(s_cycles, "_cycles");
+    INTERN(s_seen, "_seen");
+    INTERN(s_received, "received");
+    INTERN(s_clock_rate, "clock_rate");
+    INTERN(s_transit, "_transit");
+    INTERN(s_jitter, "jitter");
+    if ((g_one = PyLong_FromLong(1)) == NULL) return NULL;
+    return PyModule_Create(&module);
+}
