@@ -187,6 +187,10 @@ def settle_gc() -> None:
     gc.set_threshold(20_000, 50, 50)
 
 
+def engine_sys() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 def engine_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -352,10 +356,11 @@ async def run_bridge(n: int, seconds: float, warmup: float, transcode: bool,
         eps += [a, b]
     ports = {ep.local_port for ep in eps}
     settle_gc()
-    drops0, cpu0 = udp_drops(ports), engine_cpu()
+    drops0, cpu0, sys0 = udp_drops(ports), engine_cpu(), engine_sys()
     parent.send(calls)
     res = await loop.run_in_executor(None, parent.recv)
     cpu, drops = engine_cpu() - cpu0, udp_drops(ports) - drops0
+    kernel = engine_sys() - sys0
     native = native_counters() if native_counters and getattr(eng.readers, 'native', False) else None
     relayed = sum(ep.packets_out for ep in eps)
     received = sum(ep.packets_in for ep in eps)
@@ -371,6 +376,7 @@ async def run_bridge(n: int, seconds: float, warmup: float, transcode: bool,
             f"{res['max']:.2f} ms ({res['measured']} pkts timed)  lost: engine "
             f"{engine_loss} (kernel drops {drops}), timed {res['lost']}  relayed {relayed}"
             f"  CPU {100 * cpu / span:3.0f}% {1e6 * cpu / max(relayed, 1):.2f} us/pkt"
+            f" ({1e6 * kernel / max(relayed, 1):.2f} in the kernel)"
             f"  far-end lag p99 {res['lag99']:.1f} ms"
             f"{'  (half transcoding)' if transcode else ''}  {'ok' if ok else 'FAIL'}"
             f"{f'  [C path {native}]' if native else ''}")

@@ -20,6 +20,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #ifndef __linux__
 #error "media._fastrtp needs Linux (epoll); the pure-Python path is used elsewhere"
@@ -37,14 +38,174 @@
 #define MAX_DROPOUT 3000  /* as media.rtpstream */
 #define MAX_EVENTS 4096
 
-/* interned attribute names */
-static PyObject *s_src, *s_recv_pt, *s_rx_ssrc, *s_rx, *s_recv_ok, *s_taps, *s_inband, *s_peer,
-    *s_out, *s_to_peer, *s_now, *s_last_rx, *s_packets_in, *s_out_taps, *s_batch, *s_audio_in, *s_on_rtp,
-    *s_packet_failed, *s_send_ok, *s_busy, *s_relaying, *s_sender, *s_latch, *s_dest, *s_sock,
-    *s_pt, *s_last_sent, *s_packets_out, *s_send_errors, *s_tap_out, *s_relay, *s_their_ssrc,
-    *s_their_max, *s_marker, *s_seq_off, *s_ts_off, *s_seq, *s_ts, *s_packets_sent,
-    *s_octets_sent, *s_ssrc, *s_packets, *s_octets, *s_started, *s_max, *s_duplicates,
-    *s_cycles, *s_seen, *s_received, *s_clock_rate, *s_transit, *s_jitter;
+/* The attributes read and written, by name. Where an object's type is exactly the type seen
+ * before and the attribute is a plain __slots__ member of it (and the type does not customise
+ * attribute access), the slot is read and written directly: the generic lookup would cost
+ * about as much as the rest of the packet's handling. Anything else takes the generic path,
+ * which is also the path of every error (an unset slot raises AttributeError there). */
+typedef struct {
+    const char *text;
+    PyObject *name;     /* interned */
+    PyTypeObject *type; /* the type last looked at (a strong reference), or NULL */
+    Py_ssize_t offset;  /* of the slot in `type`'s instances; 0: not a plain slot there */
+} Attr;
+
+static Attr A_src = {"_src", NULL, NULL, 0};
+static Attr A_recv_pt = {"recv_pt", NULL, NULL, 0};
+static Attr A_rx_ssrc = {"_rx_ssrc", NULL, NULL, 0};
+static Attr A_rx = {"_rx", NULL, NULL, 0};
+static Attr A_recv_ok = {"_recv_ok", NULL, NULL, 0};
+static Attr A_taps = {"_taps", NULL, NULL, 0};
+static Attr A_out_taps = {"taps", NULL, NULL, 0};
+static Attr A_inband = {"_inband", NULL, NULL, 0};
+static Attr A_peer = {"_peer", NULL, NULL, 0};
+static Attr A_out = {"_out", NULL, NULL, 0};
+static Attr A_to_peer = {"_to_peer", NULL, NULL, 0};
+static Attr A_now = {"_now", NULL, NULL, 0};
+static Attr A_last_rx = {"last_rx", NULL, NULL, 0};
+static Attr A_packets_in = {"packets_in", NULL, NULL, 0};
+static Attr A_batch = {"_batch", NULL, NULL, 0};
+static Attr A_audio_in = {"_audio_in", NULL, NULL, 0};
+static Attr A_on_rtp = {"_on_rtp", NULL, NULL, 0};
+static Attr A_packet_failed = {"_packet_failed", NULL, NULL, 0};
+static Attr A_send_ok = {"send_ok", NULL, NULL, 0};
+static Attr A_busy = {"busy", NULL, NULL, 0};
+static Attr A_relaying = {"_relaying", NULL, NULL, 0};
+static Attr A_sender = {"sender", NULL, NULL, 0};
+static Attr A_latch = {"latch", NULL, NULL, 0};
+static Attr A_dest = {"dest", NULL, NULL, 0};
+static Attr A_sock = {"_sock", NULL, NULL, 0};
+static Attr A_pt = {"pt", NULL, NULL, 0};
+static Attr A_last_sent = {"last_sent", NULL, NULL, 0};
+static Attr A_packets_out = {"packets_out", NULL, NULL, 0};
+static Attr A_send_errors = {"send_errors", NULL, NULL, 0};
+static Attr A_tap_out = {"_tap_out", NULL, NULL, 0};
+static Attr A_relay = {"relay", NULL, NULL, 0};
+static Attr A_their_ssrc = {"_their_ssrc", NULL, NULL, 0};
+static Attr A_their_max = {"_their_max", NULL, NULL, 0};
+static Attr A_marker = {"_marker", NULL, NULL, 0};
+static Attr A_seq_off = {"_seq_off", NULL, NULL, 0};
+static Attr A_ts_off = {"_ts_off", NULL, NULL, 0};
+static Attr A_seq = {"_seq", NULL, NULL, 0};
+static Attr A_ts = {"_ts", NULL, NULL, 0};
+static Attr A_packets_sent = {"packets_sent", NULL, NULL, 0};
+static Attr A_octets_sent = {"octets_sent", NULL, NULL, 0};
+static Attr A_ssrc = {"ssrc", NULL, NULL, 0};
+static Attr A_packets = {"packets", NULL, NULL, 0};
+static Attr A_octets = {"octets", NULL, NULL, 0};
+static Attr A_started = {"_started", NULL, NULL, 0};
+static Attr A_max = {"_max", NULL, NULL, 0};
+static Attr A_duplicates = {"duplicates", NULL, NULL, 0};
+static Attr A_cycles = {"_cycles", NULL, NULL, 0};
+static Attr A_seen = {"_seen", NULL, NULL, 0};
+static Attr A_received = {"received", NULL, NULL, 0};
+static Attr A_clock_rate = {"clock_rate", NULL, NULL, 0};
+static Attr A_transit = {"_transit", NULL, NULL, 0};
+static Attr A_jitter = {"jitter", NULL, NULL, 0};
+
+static Attr *all_attrs[] = {
+    &A_src,
+    &A_recv_pt,
+    &A_rx_ssrc,
+    &A_rx,
+    &A_recv_ok,
+    &A_taps,
+    &A_out_taps,
+    &A_inband,
+    &A_peer,
+    &A_out,
+    &A_to_peer,
+    &A_now,
+    &A_last_rx,
+    &A_packets_in,
+    &A_batch,
+    &A_audio_in,
+    &A_on_rtp,
+    &A_packet_failed,
+    &A_send_ok,
+    &A_busy,
+    &A_relaying,
+    &A_sender,
+    &A_latch,
+    &A_dest,
+    &A_sock,
+    &A_pt,
+    &A_last_sent,
+    &A_packets_out,
+    &A_send_errors,
+    &A_tap_out,
+    &A_relay,
+    &A_their_ssrc,
+    &A_their_max,
+    &A_marker,
+    &A_seq_off,
+    &A_ts_off,
+    &A_seq,
+    &A_ts,
+    &A_packets_sent,
+    &A_octets_sent,
+    &A_ssrc,
+    &A_packets,
+    &A_octets,
+    &A_started,
+    &A_max,
+    &A_duplicates,
+    &A_cycles,
+    &A_seen,
+    &A_received,
+    &A_clock_rate,
+    &A_transit,
+    &A_jitter,
+};
+
+/* the slot of `obj` holding attribute `a`, or NULL for the generic path */
+static PyObject **slot_of(PyObject *obj, Attr *a) {
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (tp != a->type) {
+        Py_ssize_t offset = 0;
+        if (tp->tp_getattro == PyObject_GenericGetAttr &&
+            tp->tp_setattro == PyObject_GenericSetAttr) {
+            PyObject *d = PyObject_GetAttr((PyObject *)tp, a->name);
+            if (d == NULL) {
+                PyErr_Clear();
+            } else {
+                if (Py_TYPE(d) == &PyMemberDescr_Type) {
+                    PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+                    if (m->type == T_OBJECT_EX && !(m->flags & READONLY)) offset = m->offset;
+                }
+                Py_DECREF(d);
+            }
+        }
+        Py_INCREF(tp);
+        Py_XSETREF(a->type, tp);
+        a->offset = offset;
+    }
+    if (a->offset == 0) return NULL;
+    return (PyObject **)((char *)obj + a->offset);
+}
+
+/* getattr(obj, a): a new reference, or NULL with an exception set */
+static PyObject *aget(PyObject *obj, Attr *a) {
+    PyObject **slot = slot_of(obj, a);
+    if (slot != NULL && *slot != NULL) {
+        Py_INCREF(*slot);
+        return *slot;
+    }
+    return PyObject_GetAttr(obj, a->name);
+}
+
+/* setattr(obj, a, v): 0, or -1 with an exception set */
+static int aset(PyObject *obj, Attr *a, PyObject *v) {
+    PyObject **slot = slot_of(obj, a);
+    if (slot != NULL) {
+        PyObject *old = *slot;
+        Py_INCREF(v);
+        *slot = v;
+        Py_XDECREF(old);
+        return 0;
+    }
+    return PyObject_SetAttr(obj, a->name, v);
+}
 
 /* set by configure(): the two transcoders MediaEndpoint._to_peer may hold, and their tables */
 static PyObject *g_u2a_func, *g_a2u_func;
@@ -56,8 +217,8 @@ static unsigned long long n_native, n_python, n_relayed, n_relay_python;
 
 /* -- small helpers: each returns -1 with an exception set on failure ----------------------- */
 
-static int get_long(PyObject *obj, PyObject *name, long *out) {
-    PyObject *v = PyObject_GetAttr(obj, name);
+static int get_long(PyObject *obj, Attr *name, long *out) {
+    PyObject *v = aget(obj, name);
     if (v == NULL) return -1;
     *out = PyLong_AsLong(v);
     Py_DECREF(v);
@@ -66,8 +227,8 @@ static int get_long(PyObject *obj, PyObject *name, long *out) {
 }
 
 /* an attribute that may be None: 1 with *out set, 0 for None (or not an int) */
-static int get_opt_long(PyObject *obj, PyObject *name, long *out) {
-    PyObject *v = PyObject_GetAttr(obj, name);
+static int get_opt_long(PyObject *obj, Attr *name, long *out) {
+    PyObject *v = aget(obj, name);
     if (v == NULL) return -1;
     if (!PyLong_Check(v)) {
         Py_DECREF(v);
@@ -79,22 +240,22 @@ static int get_opt_long(PyObject *obj, PyObject *name, long *out) {
     return 1;
 }
 
-static int set_long(PyObject *obj, PyObject *name, long value) {
+static int set_long(PyObject *obj, Attr *name, long value) {
     PyObject *v = PyLong_FromLong(value);
     if (v == NULL) return -1;
-    int r = PyObject_SetAttr(obj, name, v);
+    int r = aset(obj, name, v);
     Py_DECREF(v);
     return r;
 }
 
-static int add_long(PyObject *obj, PyObject *name, long delta) {
+static int add_long(PyObject *obj, Attr *name, long delta) {
     long v;
     if (get_long(obj, name, &v) < 0) return -1;
     return set_long(obj, name, v + delta);
 }
 
-static int get_truth(PyObject *obj, PyObject *name) {
-    PyObject *v = PyObject_GetAttr(obj, name);
+static int get_truth(PyObject *obj, Attr *name) {
+    PyObject *v = aget(obj, name);
     if (v == NULL) return -1;
     int r = PyObject_IsTrue(v);
     Py_DECREF(v);
@@ -226,10 +387,10 @@ static int dest_sockaddr(PyObject *dest, struct sockaddr_storage *ss, socklen_t 
 /* 1: this packet takes update()'s common branch (done here); 0: it does not (nothing
  * touched); -1: error. */
 static int rx_check(PyObject *rx, unsigned seq, long *delta_out) {
-    int started = get_truth(rx, s_started);
+    int started = get_truth(rx, &A_started);
     if (started <= 0) return started;
     long max;
-    if (get_long(rx, s_max, &max) < 0) return -1;
+    if (get_long(rx, &A_max, &max) < 0) return -1;
     long delta = ((long)seq - max) & 0xFFFF;
     if (delta != 0 && delta >= MAX_DROPOUT) return 0;
     *delta_out = delta;
@@ -238,14 +399,14 @@ static int rx_check(PyObject *rx, unsigned seq, long *delta_out) {
 
 static int rx_update(PyObject *rx, unsigned seq, uint32_t ts, double now, long size,
                      long delta) {
-    if (add_long(rx, s_packets, 1) < 0 || add_long(rx, s_octets, size) < 0) return -1;
-    if (delta == 0) return add_long(rx, s_duplicates, 1);
+    if (add_long(rx, &A_packets, 1) < 0 || add_long(rx, &A_octets, size) < 0) return -1;
+    if (delta == 0) return add_long(rx, &A_duplicates, 1);
     long max;
-    if (get_long(rx, s_max, &max) < 0) return -1;
-    if ((long)seq < max && add_long(rx, s_cycles, 0x10000) < 0) return -1;
-    if (set_long(rx, s_max, seq) < 0) return -1;
+    if (get_long(rx, &A_max, &max) < 0) return -1;
+    if ((long)seq < max && add_long(rx, &A_cycles, 0x10000) < 0) return -1;
+    if (set_long(rx, &A_max, seq) < 0) return -1;
     /* _seen = ((_seen << delta) | 1) & ((1 << WINDOW) - 1) */
-    PyObject *seen = PyObject_GetAttr(rx, s_seen);
+    PyObject *seen = aget(rx, &A_seen);
     if (seen == NULL) return -1;
     PyObject *d = PyLong_FromLong(delta);
     PyObject *t1 = d ? PyNumber_Lshift(seen, d) : NULL;
@@ -256,13 +417,13 @@ static int rx_update(PyObject *rx, unsigned seq, uint32_t ts, double now, long s
     PyObject *t3 = t2 ? PyNumber_And(t2, g_window_mask) : NULL;
     Py_XDECREF(t2);
     if (t3 == NULL) return -1;
-    int r = PyObject_SetAttr(rx, s_seen, t3);
+    int r = aset(rx, &A_seen, t3);
     Py_DECREF(t3);
-    if (r < 0 || add_long(rx, s_received, 1) < 0) return -1;
+    if (r < 0 || add_long(rx, &A_received, 1) < 0) return -1;
     long rate;
-    if (get_long(rx, s_clock_rate, &rate) < 0) return -1;
+    if (get_long(rx, &A_clock_rate, &rate) < 0) return -1;
     double transit = now * (double)rate - (double)ts;
-    PyObject *prev = PyObject_GetAttr(rx, s_transit);
+    PyObject *prev = aget(rx, &A_transit);
     if (prev == NULL) return -1;
     if (prev != Py_None) {
         double p = PyFloat_AsDouble(prev);
@@ -275,7 +436,7 @@ static int rx_update(PyObject *rx, unsigned seq, uint32_t ts, double now, long s
             if (m < 0) m += 4294967296.0;
             dd = m - 2147483648.0;
         }
-        PyObject *jo = PyObject_GetAttr(rx, s_jitter);
+        PyObject *jo = aget(rx, &A_jitter);
         if (jo == NULL) return -1;
         double j = PyFloat_AsDouble(jo);
         Py_DECREF(jo);
@@ -283,7 +444,7 @@ static int rx_update(PyObject *rx, unsigned seq, uint32_t ts, double now, long s
         j += (fabs(dd) - j) / 16.0;
         PyObject *nj = PyFloat_FromDouble(j);
         if (nj == NULL) return -1;
-        r = PyObject_SetAttr(rx, s_jitter, nj);
+        r = aset(rx, &A_jitter, nj);
         Py_DECREF(nj);
         if (r < 0) return -1;
     } else {
@@ -291,7 +452,7 @@ static int rx_update(PyObject *rx, unsigned seq, uint32_t ts, double now, long s
     }
     PyObject *tr = PyFloat_FromDouble(transit);
     if (tr == NULL) return -1;
-    r = PyObject_SetAttr(rx, s_transit, tr);
+    r = aset(rx, &A_transit, tr);
     Py_DECREF(tr);
     return r;
 }
@@ -309,23 +470,23 @@ static int relay_to(PyObject *out, PyObject *payload_obj, const unsigned char *p
     long pt = 0, their_max = 0;
     struct sockaddr_storage ss;
     socklen_t sslen = 0;
-    int relaying = get_truth(out, s_relaying);
+    int relaying = get_truth(out, &A_relaying);
     if (relaying < 0) return -1;
-    if (get_long(out, s_pt, &pt) < 0) return -1;
+    if (get_long(out, &A_pt, &pt) < 0) return -1;
     if (relaying && payload != NULL && plen <= MAX_DATAGRAM) {
-        sender = PyObject_GetAttr(out, s_sender);
+        sender = aget(out, &A_sender);
         if (sender == NULL) goto done;
         long their_ssrc;
-        int has = get_opt_long(sender, s_their_ssrc, &their_ssrc);
+        int has = get_opt_long(sender, &A_their_ssrc, &their_ssrc);
         if (has < 0) goto done;
         if (has && (uint32_t)their_ssrc == ssrc) {
-            if (get_long(sender, s_their_max, &their_max) < 0) goto done;
+            if (get_long(sender, &A_their_max, &their_max) < 0) goto done;
             if ((((long)seq - their_max) & 0xFFFF) < MAX_DROPOUT) {
-                latch = PyObject_GetAttr(out, s_latch);
+                latch = aget(out, &A_latch);
                 if (latch == NULL) goto done;
-                dest = PyObject_GetAttr(latch, s_dest);
+                dest = aget(latch, &A_dest);
                 if (dest == NULL) goto done;
-                sock = PyObject_GetAttr(out, s_sock);
+                sock = aget(out, &A_sock);
                 if (sock == NULL) goto done;
                 native = dest != Py_None && dest_sockaddr(dest, &ss, &sslen) && pt >= 0 &&
                          pt <= 127;
@@ -346,28 +507,28 @@ static int relay_to(PyObject *out, PyObject *payload_obj, const unsigned char *p
     {
         int fd = PyObject_AsFileDescriptor(sock);
         if (fd < 0) goto done;
-        if (set_long(sender, s_their_max, seq) < 0) goto done;
-        int pending = get_truth(sender, s_marker);
+        if (set_long(sender, &A_their_max, seq) < 0) goto done;
+        int pending = get_truth(sender, &A_marker);
         if (pending < 0) goto done;
         if (pending) {
             marker = 1;
-            if (PyObject_SetAttr(sender, s_marker, Py_False) < 0) goto done;
+            if (aset(sender, &A_marker, Py_False) < 0) goto done;
         }
         long seq_off, ts_off, our_seq, our_ts, our_ssrc;
-        if (get_long(sender, s_seq_off, &seq_off) < 0 || get_long(sender, s_ts_off, &ts_off) < 0 ||
-            get_long(sender, s_seq, &our_seq) < 0 || get_long(sender, s_ts, &our_ts) < 0 ||
-            get_long(sender, s_ssrc, &our_ssrc) < 0)
+        if (get_long(sender, &A_seq_off, &seq_off) < 0 || get_long(sender, &A_ts_off, &ts_off) < 0 ||
+            get_long(sender, &A_seq, &our_seq) < 0 || get_long(sender, &A_ts, &our_ts) < 0 ||
+            get_long(sender, &A_ssrc, &our_ssrc) < 0)
             goto done;
         unsigned out_seq = (unsigned)((seq + (unsigned long)seq_off) & 0xFFFF);
         uint32_t out_ts = (uint32_t)(ts + (unsigned long)ts_off);
         if ((((long)out_seq + 1 - our_seq) & 0x8000) == 0 &&
-            set_long(sender, s_seq, (out_seq + 1) & 0xFFFF) < 0)
+            set_long(sender, &A_seq, (out_seq + 1) & 0xFFFF) < 0)
             goto done;
         uint32_t end_ts = out_ts + (uint32_t)plen;
         if (((end_ts - (uint32_t)our_ts) & 0x80000000u) == 0 &&
-            set_long(sender, s_ts, (long)end_ts) < 0)
+            set_long(sender, &A_ts, (long)end_ts) < 0)
             goto done;
-        if (add_long(sender, s_packets_sent, 1) < 0 || add_long(sender, s_octets_sent, plen) < 0)
+        if (add_long(sender, &A_packets_sent, 1) < 0 || add_long(sender, &A_octets_sent, plen) < 0)
             goto done;
         unsigned char pkt[12 + MAX_DATAGRAM];
         pkt[0] = 0x80;
@@ -384,21 +545,21 @@ static int relay_to(PyObject *out, PyObject *payload_obj, const unsigned char *p
         pkt[10] = (unsigned char)(s >> 8);
         pkt[11] = (unsigned char)s;
         memcpy(pkt + 12, payload, (size_t)plen);
-        if (PyObject_SetAttr(out, s_last_sent, now) < 0) goto done;
+        if (aset(out, &A_last_sent, now) < 0) goto done;
         ssize_t sent = sendto(fd, pkt, 12 + (size_t)plen, MSG_DONTWAIT, (struct sockaddr *)&ss,
                               sslen);
         if (sent < 0) {
-            r = add_long(out, s_send_errors, 1);
+            r = add_long(out, &A_send_errors, 1);
             goto done;
         }
-        if (add_long(out, s_packets_out, 1) < 0) goto done;
-        PyObject *taps = PyObject_GetAttr(out, s_out_taps);
+        if (add_long(out, &A_packets_out, 1) < 0) goto done;
+        PyObject *taps = aget(out, &A_out_taps);
         if (taps == NULL) goto done;
         int any = PyObject_IsTrue(taps);
         Py_DECREF(taps);
         if (any < 0) goto done;
         if (any) {
-            PyObject *res = PyObject_CallMethodOneArg(out, s_tap_out, payload_obj);
+            PyObject *res = PyObject_CallMethodOneArg(out, A_tap_out.name, payload_obj);
             if (res == NULL) goto done;
             Py_DECREF(res);
         }
@@ -427,17 +588,17 @@ static int on_packet(PyObject *ep, const unsigned char *data, Py_ssize_t n,
     uint32_t ssrc = ((uint32_t)data[8] << 24) | ((uint32_t)data[9] << 16) |
                     ((uint32_t)data[10] << 8) | data[11];
     long recv_pt, rx_ssrc, delta = 0;
-    if (get_long(ep, s_recv_pt, &recv_pt) < 0) return -1;
+    if (get_long(ep, &A_recv_pt, &recv_pt) < 0) return -1;
     if (pt != recv_pt) return 1;
-    PyObject *src = PyObject_GetAttr(ep, s_src);
+    PyObject *src = aget(ep, &A_src);
     if (src == NULL) return -1;
     int same = addr_equals(ss, src);
     Py_DECREF(src);
     if (!same) return 1;
-    int has = get_opt_long(ep, s_rx_ssrc, &rx_ssrc);
+    int has = get_opt_long(ep, &A_rx_ssrc, &rx_ssrc);
     if (has <= 0) return has < 0 ? -1 : 1;
     if ((uint32_t)rx_ssrc != ssrc) return 1;
-    PyObject *rx = PyObject_GetAttr(ep, s_rx);
+    PyObject *rx = aget(ep, &A_rx);
     if (rx == NULL) return -1;
     int r = -1, common = rx_check(rx, seq, &delta);
     PyObject *now = NULL, *payload = NULL, *peer = NULL, *out = NULL, *to_peer = NULL,
@@ -448,7 +609,7 @@ static int on_packet(PyObject *ep, const unsigned char *data, Py_ssize_t n,
     }
     /* from here on this is MediaEndpoint._on_rtp, line by line */
     {
-        PyObject *clock = PyObject_GetAttr(ep, s_now);
+        PyObject *clock = aget(ep, &A_now);
         if (clock == NULL) goto done;
         now = PyObject_CallNoArgs(clock);
         Py_DECREF(clock);
@@ -456,10 +617,10 @@ static int on_packet(PyObject *ep, const unsigned char *data, Py_ssize_t n,
     if (now == NULL) goto done;
     double t = PyFloat_AsDouble(now);
     if (t == -1.0 && PyErr_Occurred()) goto done;
-    if (PyObject_SetAttr(ep, s_last_rx, now) < 0 || add_long(ep, s_packets_in, 1) < 0) goto done;
+    if (aset(ep, &A_last_rx, now) < 0 || add_long(ep, &A_packets_in, 1) < 0) goto done;
     Py_ssize_t plen = n - 12;
     if (rx_update(rx, seq, ts, t, (long)plen, delta) < 0) goto done;
-    int recv_ok = get_truth(ep, s_recv_ok);
+    int recv_ok = get_truth(ep, &A_recv_ok);
     if (recv_ok <= 0) {
         r = recv_ok;
         goto done;
@@ -467,40 +628,40 @@ static int on_packet(PyObject *ep, const unsigned char *data, Py_ssize_t n,
     payload = PyBytes_FromStringAndSize((const char *)data + 12, plen);
     if (payload == NULL) goto done;
     {
-        PyObject *taps = PyObject_GetAttr(ep, s_taps);
+        PyObject *taps = aget(ep, &A_taps);
         if (taps == NULL) goto done;
         int want = PyObject_IsTrue(taps);
         Py_DECREF(taps);
         if (want < 0) goto done;
         if (!want) {
-            PyObject *inband = PyObject_GetAttr(ep, s_inband);
+            PyObject *inband = aget(ep, &A_inband);
             if (inband == NULL) goto done;
             want = inband != Py_None;
             Py_DECREF(inband);
         }
         if (want) {
-            PyObject *res = PyObject_CallMethodOneArg(ep, s_audio_in, payload);
+            PyObject *res = PyObject_CallMethodOneArg(ep, A_audio_in.name, payload);
             if (res == NULL) goto done;
             Py_DECREF(res);
         }
     }
-    peer = PyObject_GetAttr(ep, s_peer);
+    peer = aget(ep, &A_peer);
     if (peer == NULL) goto done;
     if (peer == Py_None) {
         r = 0;
         goto done;
     }
-    out = PyObject_GetAttr(peer, s_out);
+    out = aget(peer, &A_out);
     if (out == NULL) goto done;
-    int send_ok = get_truth(out, s_send_ok);
+    int send_ok = get_truth(out, &A_send_ok);
     if (send_ok < 0) goto done;
-    int busy = send_ok ? get_truth(out, s_busy) : 1;
+    int busy = send_ok ? get_truth(out, &A_busy) : 1;
     if (busy < 0) goto done;
     if (!send_ok || busy) {
         r = 0;
         goto done;
     }
-    to_peer = PyObject_GetAttr(ep, s_to_peer);
+    to_peer = aget(ep, &A_to_peer);
     if (to_peer == NULL) goto done;
     const unsigned char *bytes = data + 12;
     if (to_peer != Py_None) {
@@ -549,7 +710,7 @@ static void report_failure(PyObject *ep) {
         exc = Py_None;
         Py_INCREF(exc);
     }
-    PyObject *res = PyObject_CallMethodOneArg(ep, s_packet_failed, exc);
+    PyObject *res = PyObject_CallMethodOneArg(ep, A_packet_failed.name, exc);
     Py_XDECREF(exc);
     if (res == NULL)
         PyErr_WriteUnraisable(ep);
@@ -562,7 +723,7 @@ static void report_failure(PyObject *ep) {
  * endpoint itself is unusable. */
 static int read_endpoint(PyObject *ep, int fd) {
     long batch;
-    if (get_long(ep, s_batch, &batch) < 0) return -1;
+    if (get_long(ep, &A_batch, &batch) < 0) return -1;
     unsigned char buf[MAX_DATAGRAM];
     for (long k = 0; k < batch; k++) {
         struct sockaddr_storage ss;
@@ -578,7 +739,7 @@ static int read_endpoint(PyObject *ep, int fd) {
             n_python++;
             PyObject *data = PyBytes_FromStringAndSize((const char *)buf, n);
             PyObject *addr = data ? make_addr(&ss) : NULL;
-            PyObject *res = addr ? PyObject_CallMethodObjArgs(ep, s_on_rtp, data, addr, NULL)
+            PyObject *res = addr ? PyObject_CallMethodObjArgs(ep, A_on_rtp.name, data, addr, NULL)
                                  : NULL;
             Py_XDECREF(data);
             Py_XDECREF(addr);
@@ -719,62 +880,10 @@ static struct PyModuleDef module = {
     methods,
 };
 
-#define INTERN(var, text) \
-    if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
-
 PyMODINIT_FUNC PyInit__fastrtp(void) {
-    INTERN(s_src, "_src");
-    INTERN(s_recv_pt, "recv_pt");
-    INTERN(s_rx_ssrc, "_rx_ssrc");
-    INTERN(s_rx, "_rx");
-    INTERN(s_recv_ok, "_recv_ok");
-    INTERN(s_taps, "_taps");
-    INTERN(s_out_taps, "taps");
-    INTERN(s_inband, "_inband");
-    INTERN(s_peer, "_peer");
-    INTERN(s_out, "_out");
-    INTERN(s_to_peer, "_to_peer");
-    INTERN(s_now, "_now");
-    INTERN(s_last_rx, "last_rx");
-    INTERN(s_packets_in, "packets_in");
-    INTERN(s_batch, "_batch");
-    INTERN(s_audio_in, "_audio_in");
-    INTERN(s_on_rtp, "_on_rtp");
-    INTERN(s_packet_failed, "_packet_failed");
-    INTERN(s_send_ok, "send_ok");
-    INTERN(s_busy, "busy");
-    INTERN(s_relaying, "_relaying");
-    INTERN(s_sender, "sender");
-    INTERN(s_latch, "latch");
-    INTERN(s_dest, "dest");
-    INTERN(s_sock, "_sock");
-    INTERN(s_pt, "pt");
-    INTERN(s_last_sent, "last_sent");
-    INTERN(s_packets_out, "packets_out");
-    INTERN(s_send_errors, "send_errors");
-    INTERN(s_tap_out, "_tap_out");
-    INTERN(s_relay, "relay");
-    INTERN(s_their_ssrc, "_their_ssrc");
-    INTERN(s_their_max, "_their_max");
-    INTERN(s_marker, "_marker");
-    INTERN(s_seq_off, "_seq_off");
-    INTERN(s_ts_off, "_ts_off");
-    INTERN(s_seq, "_seq");
-    INTERN(s_ts, "_ts");
-    INTERN(s_packets_sent, "packets_sent");
-    INTERN(s_octets_sent, "octets_sent");
-    INTERN(s_ssrc, "ssrc");
-    INTERN(s_packets, "packets");
-    INTERN(s_octets, "octets");
-    INTERN(s_started, "_started");
-    INTERN(s_max, "_max");
-    INTERN(s_duplicates, "duplicates");
-    INTERN(s_cycles, "_cycles");
-    INTERN(s_seen, "_seen");
-    INTERN(s_received, "received");
-    INTERN(s_clock_rate, "clock_rate");
-    INTERN(s_transit, "_transit");
-    INTERN(s_jitter, "jitter");
+    for (size_t i = 0; i < sizeof(all_attrs) / sizeof(all_attrs[0]); i++)
+        if ((all_attrs[i]->name = PyUnicode_InternFromString(all_attrs[i]->text)) == NULL)
+            return NULL;
     if ((g_one = PyLong_FromLong(1)) == NULL) return NULL;
     return PyModule_Create(&module);
 }
