@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import structlog
 
 from acd.config import Account, Config, Trunk
-from sip.auth import AuthStatus, DigestAuthenticator, Secret
+from sip.auth import AuthStatus, DigestAuthenticator, Secret, ha1
 from sip.authparams import AuthParseError, parse_auth_value
 from sip.message import Request, Response
 from sip.security import AuthFailureLimiter
@@ -75,10 +75,19 @@ class AccountAuth:
                             if t.inbound.auth is not None}
         self._secrets = {u: Secret(password=t.inbound.auth.password)
                          for u, t in self.trunk_users.items() if t.inbound.auth is not None}
-        self._secrets.update({
-            a.user: Secret(password=a.password, ha1_md5=a.ha1, ha1_sha256=a.ha1_sha256)
-            for a in config.accounts
-        })
+        # HA1 computed here once rather than from the password at every verification; the
+        # unknown-user path checks against a stored HA1 too, so both still cost the same
+        md5 = any(a.startswith("MD5") for a in sec.digest_algorithms)
+        sha256 = any(a.startswith("SHA-256") for a in sec.digest_algorithms)
+        for a in config.accounts:
+            h_md5, h_sha256 = a.ha1, a.ha1_sha256
+            if a.password is not None:
+                if h_md5 is None and md5:
+                    h_md5 = ha1(a.user, realm, a.password, "MD5")
+                if h_sha256 is None and sha256:
+                    h_sha256 = ha1(a.user, realm, a.password, "SHA-256")
+            self._secrets[a.user] = Secret(password=a.password, ha1_md5=h_md5,
+                                           ha1_sha256=h_sha256)
         self.server = config.sip.user_agent
 
     def is_banned(self, ip: str) -> bool:

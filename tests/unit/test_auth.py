@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import hmac
 import itertools
+import struct
 
 import pytest
 from hypothesis import given
@@ -301,6 +303,18 @@ def test_nonces_differ_and_have_fixed_size() -> None:
     a, b = server.make_nonce(1.0), server.make_nonce(1.0)
     assert a != b
     assert len(a) == len(b) == 43
+
+
+def test_nonce_is_time_random_and_hmac_sha256_of_them() -> None:
+    """The wire format, pinned: the MAC is computed from precomputed HMAC states, and must
+    stay the standard HMAC-SHA256 so that nonces survive restarts and upgrades."""
+    server = DigestAuthenticator(REALM, SECRET, LIFETIME, random=lambda n: b"\x07" * n)
+    nonce = server.make_nonce(1234.5)
+    body = struct.pack(">d", 1234.5) + b"\x07" * 8
+    key = hmac.new(SECRET, b"nonce-key", hashlib.sha256).digest()
+    mac = hmac.new(key, b"acd-sip-digest-nonce-v1\x00" + body + REALM.encode(),
+                   hashlib.sha256).digest()[:16]
+    assert nonce == base64.urlsafe_b64encode(body + mac).rstrip(b"=").decode()
 
 
 @pytest.mark.parametrize("algorithm", ["MD5", "SHA-256"])
