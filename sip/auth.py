@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sip.authparams import AuthParseError, format_auth_value, parse_auth_value
+from sip.entropy import urandom_pool
 
 __all__ = [
     "AuthOutcome",
@@ -194,7 +195,7 @@ class DigestAuthenticator:
         secret: bytes,
         nonce_lifetime: float,
         algorithms: Iterable[str] = ("MD5", "SHA-256"),
-        random: Callable[[int], bytes] = secrets.token_bytes,
+        random: Callable[[int], bytes] = urandom_pool,
         *,
         max_tracked_nonces: int = 10_000,
         created: float | None = None,

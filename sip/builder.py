@@ -7,9 +7,9 @@ identifiers they need (§8.1.1.7 branch, §19.3 tags, Call-ID).
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable
 
+from sip.entropy import urandom_pool
 from sip.headers import canonical_name, header_key
 from sip.message import Headers, Request, Response
 
@@ -29,7 +29,7 @@ class IdSource:
 
     __slots__ = ("_random",)
 
-    def __init__(self, random_bytes: Callable[[int], bytes] = secrets.token_bytes) -> None:
+    def __init__(self, random_bytes: Callable[[int], bytes] = urandom_pool) -> None:
         self._random = random_bytes
 
     def token(self, nbytes: int = 8) -> str:
