@@ -764,15 +764,23 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     PyObject *endpoints;
     if (!PyArg_ParseTuple(args, "iO!i", &epfd, &PyDict_Type, &endpoints, &maxevents))
         return NULL;
-    static struct epoll_event events[MAX_EVENTS];
     if (maxevents < 1 || maxevents > MAX_EVENTS) maxevents = MAX_EVENTS;
+    /* per call, not static: a Python callback below may (in principle) serve again */
+    struct epoll_event *events = PyMem_Malloc(sizeof(*events) * (size_t)maxevents);
+    if (events == NULL) return PyErr_NoMemory();
     int n = epoll_wait(epfd, events, maxevents, 0);
     if (n < 0) {
-        if (errno != EINTR) return PyErr_SetFromErrno(PyExc_OSError);
+        if (errno != EINTR) {
+            PyMem_Free(events);
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
         n = 0;
     }
     PyObject *others = PyList_New(0);
-    if (others == NULL) return NULL;
+    if (others == NULL) {
+        PyMem_Free(events);
+        return NULL;
+    }
     for (int i = 0; i < n; i++) {
         int fd = events[i].data.fd;
         PyObject *key = PyLong_FromLong(fd);
@@ -792,8 +800,10 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         Py_DECREF(ep);
         if (r < 0) goto fail;
     }
+    PyMem_Free(events);
     return Py_BuildValue("(iN)", n, others);
 fail:
+    PyMem_Free(events);
     Py_DECREF(others);
     return NULL;
 }

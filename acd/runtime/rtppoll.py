@@ -146,7 +146,13 @@ class EpollReaders:
         native = self._native
         for _ in range(ROUNDS):
             if native is not None:
-                ready, fds = native.serve(self._epoll.fileno(), self._endpoints, MAX_EVENTS)
+                try:
+                    ready, fds = native.serve(self._epoll.fileno(), self._endpoints, MAX_EVENTS)
+                except Exception:  # an endpoint unusable from C: serve in Python from now on
+                    log.exception("native media serving failed; continuing in Python")
+                    self._native = native = None
+                    self._endpoints.clear()
+                    continue
                 if not ready:
                     break
                 found += ready

@@ -316,3 +316,28 @@ async def test_the_engine_serves_real_sockets_natively() -> None:
         eng.close()
         for s in far:
             s.close()
+
+
+async def test_a_failure_of_native_serving_falls_back_to_the_python_callbacks() -> None:
+    import asyncio
+
+    from acd.runtime.rtppoll import EpollReaders
+
+    loop = asyncio.get_running_loop()
+    readers = EpollReaders(loop)
+    sock, far = _receiver(), _receiver()
+    got: list[bytes] = []
+    try:
+        assert readers.native
+        # not a MediaEndpoint: C cannot read its batch size and gives up
+        readers.add(sock.fileno(), lambda: got.append(sock.recv(100)), endpoint=object())
+        far.sendto(b"x" * 20, sock.getsockname())
+        for _ in range(100):
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        assert got == [b"x" * 20] and not readers.native
+    finally:
+        readers.close()
+        sock.close()
+        far.close()
