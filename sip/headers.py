@@ -148,12 +148,30 @@ def _read_quoted(text: str, i: int) -> int:
     raise HeaderError("unterminated quoted string")
 
 
+# Parameters as nearly every UA writes them: `;name` or `;name=value` with token names and
+# token (or IPv4 host:port) values, no LWS, quotes or IPv6. For these the careful parser
+# below gives exactly what splitting on ';' and '=' gives; a message carries a dozen of them.
+_SIMPLE_PARAMS_RE = re.compile(r"(?:;[A-Za-z0-9\-.!%*_+`'~]+(?:=[A-Za-z0-9\-.!%*_+`'~:]+)?)*")
+
+
 def parse_params(text: str) -> list[tuple[str, str | None]]:
     """Parse `*( SEMI generic-param )`; `text` starts at the first ';' (or is empty).
 
     Values may be tokens, hosts (IPv6 references included) or quoted strings, kept as written
     (quotes included); LWS around ';' and '=' is allowed and dropped.
     """
+    if not text:
+        return []
+    if _SIMPLE_PARAMS_RE.fullmatch(text) is None:
+        return _parse_params(text)
+    params: list[tuple[str, str | None]] = []
+    for part in text[1:].split(";"):
+        name, eq, value = part.partition("=")
+        params.append((name, value if eq else None))
+    return params
+
+
+def _parse_params(text: str) -> list[tuple[str, str | None]]:
     params: list[tuple[str, str | None]] = []
     i = 0
     n = len(text)
@@ -257,8 +275,39 @@ class Via:
         set_param(self.params, name, value)
 
 
+# `SIP/2.0/transport sent-by` with nothing unusual: no LWS but the one space, params (if
+# any) right after the sent-by. Everything else goes through _parse_via, which reads the
+# same fields from such text and also copes with LWS around '/' and ':'.
+_VIA_FAST_RE = re.compile(r"SIP/2\.0/([A-Za-z0-9\-.!%*_+`'~]+) ([^ \t;]+)")
+
+
 def parse_via(text: str) -> Via:
     """Parse one via-parm (LWS around '/' and ':' tolerated as RFC 4475 wsinv requires)."""
+    m = _VIA_FAST_RE.match(text)
+    if m is None:
+        return _parse_via(text)
+    end = m.end()
+    if end < len(text) and text[end] != ";":
+        return _parse_via(text)
+    try:
+        host, port = parse_host_port(m.group(2))
+    except URIError as exc:
+        raise HeaderError(f"bad Via sent-by: {exc}") from None
+    params = _via_params(parse_params(text[end:]))
+    return Via(m.group(1).upper(), host, port, params, "SIP/2.0")
+
+
+def _via_params(params: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    for k, v in params:
+        lk = k.lower()
+        if lk == "branch" and v is None:
+            raise HeaderError("Via branch without value")
+        if lk == "rport" and v is not None and not (v.isdigit() and int(v) <= 65535):
+            raise HeaderError(f"bad rport {v!r}")
+    return params
+
+
+def _parse_via(text: str) -> Via:
     slash1 = text.find("/")
     slash2 = text.find("/", slash1 + 1) if slash1 != -1 else -1
     if slash2 == -1:
@@ -290,13 +339,7 @@ def parse_via(text: str) -> Via:
         host, port = parse_host_port(sent_by)
     except URIError as exc:
         raise HeaderError(f"bad Via sent-by: {exc}") from None
-    params = parse_params("" if semi == -1 else rest[semi:])
-    for k, v in params:
-        lk = k.lower()
-        if lk == "branch" and v is None:
-            raise HeaderError("Via branch without value")
-        if lk == "rport" and v is not None and not (v.isdigit() and int(v) <= 65535):
-            raise HeaderError(f"bad rport {v!r}")
+    params = _via_params(parse_params("" if semi == -1 else rest[semi:]))
     protocol = f"{name}/{version}"
     return Via(transport.upper(), host, port, params, protocol)
 

@@ -20,6 +20,9 @@ from sip.builder import (
 )
 from sip.headers import (
     HeaderError,
+    Via,
+    _parse_params,
+    _parse_via,
     canonical_name,
     header_key,
     parse_cseq,
@@ -86,6 +89,43 @@ def test_parse_params() -> None:
     for bad in (";", ";a=", ";a;;b", "a=1", ';a="open', ";a=[::1"):
         with pytest.raises(HeaderError):
             parse_params(bad)
+
+
+# the characters that decide between parse_params' split fast path and its careful parser
+_PARAM_SOUP = st.text(alphabet=";=:abAB19-.!%*_+`'~ \t\"[]<>,@\u00b2", max_size=24)
+
+
+@given(_PARAM_SOUP)
+def test_parse_params_fast_path_agrees_with_the_careful_parser(text: str) -> None:
+    careful: list[tuple[str, str | None]] | None
+    try:
+        careful = _parse_params(text)
+    except HeaderError:
+        careful = None
+    try:
+        fast: list[tuple[str, str | None]] | None = parse_params(text)
+    except HeaderError:
+        fast = None
+    assert fast == careful
+
+
+@given(st.sampled_from(["SIP/2.0/", "SIP/2.0/UDP ", "SIP/2.0/tcp ", "SIP / 2.0 / UDP ", "sip/2.0/UDP ",
+                        "SIP/2.0/UDP  ", "SIP/2.0/UDP\t"]),
+       st.sampled_from(["h.example.com", "10.0.0.1:5060", "[::1]:5", "h :5060", "h:99999", "", "h "]),
+       _PARAM_SOUP)
+def test_parse_via_fast_path_agrees_with_the_careful_parser(head: str, sent_by: str,
+                                                            params: str) -> None:
+    text = head + sent_by + params
+    careful: Via | None
+    try:
+        careful = _parse_via(text)
+    except HeaderError:
+        careful = None
+    try:
+        fast: Via | None = parse_via(text)
+    except HeaderError:
+        fast = None
+    assert fast == careful
 
 
 def test_parse_via() -> None:
@@ -194,6 +234,26 @@ def test_headers_api() -> None:
     h.remove("route")
     assert "route" not in h and len(h) == 2
     assert h.copy() == h and h.copy() is not h
+
+
+def test_headers_index_follows_every_change() -> None:
+    h = _req().headers
+    assert h.get("via") is not None and h.count("contact") == 1  # the index exists now
+    h.add("Contact", "<sip:second@h>")
+    assert h.get_all("m") == ["<sip:alice@pc33.atlanta.example.com>", "<sip:second@h>"]
+    h.insert(0, "Route", "<sip:r>")
+    assert h.get("route") == "<sip:r>"
+    h.set("Contact", "*")
+    assert h.get_all("contact") == ["*"]
+    h.remove("contact")
+    assert "contact" not in h and h.get("contact") is None
+    h.add("Via", "SIP/2.0/TCP second")
+    h.replace_first("v", "SIP/2.0/UDP first")
+    assert h.get_all("via") == ["SIP/2.0/UDP first", "SIP/2.0/TCP second"]
+    assert ("Via", "SIP/2.0/UDP first") in list(h.items())
+    values = h.get_all("via")
+    values.append("not a header")  # callers get a copy
+    assert h.count("via") == 2
 
 
 def test_typed_views_are_cached_until_invalidated() -> None:
