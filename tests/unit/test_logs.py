@@ -1,0 +1,60 @@
+"""The JSON log lines: what structlog's stock JSON pipeline wrote, byte for byte, but for
+the timestamp's instant."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from acd.logs import configure_logging
+
+
+@pytest.fixture
+def stderr(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    buf = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", buf)
+    configure_logging("info", "json")
+    yield buf
+    structlog.reset_defaults()
+
+
+def test_json_line_matches_json_dumps(stderr: io.StringIO) -> None:
+    log = structlog.get_logger("t")
+    values = {"aor": "1001", "contact": "sip:\u00fc@h;x=\"q\"\\", "n": 3, "rtt": 0.5,
+              "ok": True, "reason": None, "keys": ["a", 1], "obj": object}
+    log.info("binding added", **values)
+    log.debug("not shown", **values)
+    lines = stderr.getvalue().splitlines()
+    assert len(lines) == 1
+    got = json.loads(lines[0])
+    stamp = got["timestamp"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", stamp)
+    expected = {**values, "obj": repr(object), "event": "binding added", "level": "info",
+                "timestamp": stamp}
+    assert lines[0] == json.dumps(expected)
+
+
+def test_exceptions_are_rendered(stderr: io.StringIO) -> None:
+    log = structlog.get_logger("t")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed", call_id="c")
+    got = json.loads(stderr.getvalue())
+    assert got["level"] == "error" and "ValueError: boom" in got["exception"]
+
+
+def test_reconfiguring_changes_the_level(stderr: io.StringIO,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    log = structlog.get_logger("t")
+    monkeypatch.setattr(sys, "stderr", stderr)  # pytest puts its own back for each phase
+    configure_logging("warning", "json")
+    log.info("hidden")
+    log.warning("shown")
+    assert [json.loads(x)["event"] for x in stderr.getvalue().splitlines()] == ["shown"]
