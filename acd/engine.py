@@ -81,7 +81,7 @@ class Engine:
         self.metrics = metrics or Metrics()
         self.bus = bus or EventBus(config.node_id, clock.wall)
         # before the services start: trunks publish their first state from their constructor
-        self.bus.subscribe(lambda ev: self.metrics.events_published.inc())
+        self.bus.subscribe(lambda ev: self.metrics.events_counted.inc())
         self._store_submit = store_submit
         self.draining = False
         self.sessions: dict[DialogId, InviteSession] = {}

@@ -7,25 +7,67 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-__all__ = ["Children", "Metrics"]
+__all__ = ["Children", "Metrics", "Tally"]
 
 
-class Children(dict[str, Any]):
-    """The children of a one-label metric by label value: `labels()` costs microseconds,
-    a dict lookup does not, and the hot paths count every message."""
+class Tally:
+    """A counter counted in a plain int and added to its Prometheus counter when the
+    registry is read. prometheus_client takes a lock for every `inc()`, and a registration
+    counts seven times; the engine counts on the event loop's thread only, which is also
+    where the registry is read (the admin API), so no increment can fall between a flush's
+    read and reset."""
 
-    def __init__(self, metric: Any) -> None:
+    __slots__ = ("counter", "n")
+
+    def __init__(self, counter: Any) -> None:
+        self.counter = counter
+        self.n = 0
+
+    def inc(self, amount: int = 1) -> None:
+        self.n += amount
+
+    def flush(self) -> None:
+        n = self.n
+        if n:
+            self.n = 0
+            self.counter.inc(n)
+
+
+class _Registry(CollectorRegistry):
+    """Flushes the tallies into their counters before every read."""
+
+    def __init__(self) -> None:
+        super().__init__(auto_describe=True)
+        self.tallies: list[Tally] = []
+
+    def tally(self, counter: Any) -> Tally:
+        t = Tally(counter)
+        self.tallies.append(t)
+        return t
+
+    def collect(self) -> Any:
+        for t in self.tallies:
+            t.flush()
+        yield from super().collect()
+
+
+class Children(dict[str, Tally]):
+    """The children of a one-label counter by label value, as Tallies: `labels()` costs
+    microseconds, a dict lookup does not, and the hot paths count every message."""
+
+    def __init__(self, metric: Any, registry: _Registry) -> None:
         super().__init__()
         self.metric = metric
+        self.registry = registry
 
-    def __missing__(self, value: str) -> Any:
-        child = self[value] = self.metric.labels(value)
+    def __missing__(self, value: str) -> Tally:
+        child = self[value] = self.registry.tally(self.metric.labels(value))
         return child
 
 
 class Metrics:
     def __init__(self) -> None:
-        r = self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry = _Registry()
         self.messages_received = Counter(
             "acd_sip_messages_received", "SIP messages received", ["kind"], registry=r)
         self.parse_errors = Counter(
@@ -70,9 +112,10 @@ class Metrics:
         self.calls_total = Counter(
             "acd_calls", "Calls ended, by direction and outcome", ["direction", "outcome"],
             registry=r)
-        self.received = Children(self.messages_received)
-        self.method_requests = Children(self.requests)
-        self.register_results = Children(self.register_requests)
+        self.received = Children(self.messages_received, r)
+        self.method_requests = Children(self.requests, r)
+        self.register_results = Children(self.register_requests, r)
+        self.events_counted = r.tally(self.events_published)  # every event is counted
         self.draining = Gauge(
             "acd_draining", "1 while the engine drains before exit", registry=r)
 
