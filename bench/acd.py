@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import cpu_seconds, loop_name, pinned, sipp_stats
+from bench.common import cpu_seconds, loop_name, machine_reference, pinned, sipp_stats
 from tests.integration.harness import Daemon, demo_config_text, free_port
 from tests.integration.peerfiles import make_sipp_dir
 
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1.0)
             print(f"ACD full-flow benchmark: {loop_name()}, daemon pid {pid} on CPU 0, "
                   f"SIPp callers and {args.agents} agents (one UAS farm) on CPU 1")
+            print(machine_reference())
             print(f"{'rate/s':>7} {'attempted':>9} {'ok':>6} {'failed':>6} {'retrans':>7} "
                   f"{'cpu us/call':>11}")
             best = None

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import cpu_seconds, loop_name, pinned, sipp_stats
+from bench.common import cpu_seconds, loop_name, machine_reference, pinned, sipp_stats
 from tests.integration.harness import Daemon, free_port
 from tests.integration.pcapread import Capture, rtp_streams
 from tests.integration.peerfiles import make_sipp_dir
@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if pinned(0):
             subprocess.run(["taskset", "-pc", "0", str(pid)], capture_output=True)
         print(f"IVR call benchmark: {loop_name()}, daemon pid {pid} on CPU 0, SIPp on CPU 1")
+        print(machine_reference())
         print(f"{'rate/s':>7} {'attempted':>9} {'ok':>6} {'failed':>6} {'retrans':>7} "
               f"{'cpu us/call':>11}")
         best = None

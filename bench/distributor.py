@@ -27,6 +27,7 @@ import random
 import time
 from dataclasses import dataclass
 
+from bench.common import machine_reference
 from queues import AgentSettings, Distributor, Member, Offer, QueueSettings
 
 STRATEGIES = ("longest_idle", "round_robin", "fewest_calls", "skills")
@@ -133,6 +134,7 @@ def main() -> None:
     per_size = 2_000 if args.smoke else 20_000
     sizes = (100, 1_000, 10_000)
 
+    print(machine_reference())
     b = Bench(args.agents, 10_000)
     r = b.run(decisions, batch=args.agents)
     print(f"{args.agents} agents, 4 queues, {r.waiting} waiting callers, "

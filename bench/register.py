@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import cpu_seconds, loop_name, pinned, rss_kib, sipp_stats
+from bench.common import cpu_seconds, loop_name, machine_reference, pinned, rss_kib, sipp_stats
 from tests.integration.harness import Daemon, demo_config_text, free_port
 
 HERE = Path(__file__).resolve().parent
@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         base_rss = rss_kib(pid)
         print(f"REGISTER+digest benchmark: {loop}, daemon pid {pid} on CPU 0, SIPp on CPU 1, "
               f"{args.users} accounts, {args.step_seconds:g} s per step")
+        print(machine_reference())
         # memory first, in a steady state: every account registered at a modest rate, then
         # the transactions left to expire (Timer J), so only the bindings remain
         fill_rate = min(500, args.users)

@@ -41,6 +41,7 @@ from typing import Any
 from acd.clock import SystemClock
 from acd.runtime.media import MediaEngine
 from acd.runtime.rtppoll import EpollReaders
+from bench.common import machine_reference
 
 try:
     from media._fastrtp import counters as native_counters
@@ -496,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     uv = "uvloop" if "uvloop" in sys.modules or _has_uvloop() else "asyncio"
     print(f"engine on {uv}, {'pinned to CPU 0, far ends on CPU 1' if TWO_CPUS else 'unpinned'}"
           f", {args.priority} scheduling")
+    print(machine_reference())
     summary = []
     if args.mode in ("prompts", "both"):
         steps = _steps(args.steps, [50, 200] if args.smoke else
