@@ -230,6 +230,34 @@ def test_the_c_path_does_what_the_python_path_does(steps: list[tuple[str, int, i
     _compare(steps)
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.binary(max_size=200), st.tuples(st.integers(0, 0xFFFF),
+                                                              st.integers(0, 0xFFFFFFFF),
+                                                              st.sampled_from([0, 8, 101]),
+                                                              st.booleans())),
+                max_size=40))
+def test_arbitrary_datagrams_from_the_latched_source_agree(
+        packets: list[bytes | tuple[int, int, int, bool]]) -> None:
+    """Any bytes, and headers with any sequence number, timestamp and type, after a
+    latched, in-sequence start: both paths end in the same state, and C never raises."""
+    p, n = World(native=False), World(native=True)
+    try:
+        for w in (p, n):
+            sc = Scenario()
+            for _ in range(3):
+                _apply(w, sc, "next", 0, 1)
+        for item in packets:
+            if isinstance(item, tuple):
+                seq, ts, pt, marker = item
+                item = _rtp(silence(Codec.PCMU), seq, ts, 0x1111, pt, marker)
+            for w in (p, n):
+                w.feed(0, item)
+            assert n.state() == p.state()
+    finally:
+        p.close()
+        n.close()
+
+
 def test_a_call_with_everything_in_it_agrees_and_mostly_takes_the_c_path() -> None:
     talk = [("next", 0, 3), ("next", 1, 5)] * 20
     events = [[("tap", 0, 1)], [("listen", 1, 1), ("event", 1, 1)], [("alaw", 1, 1)],
