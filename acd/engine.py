@@ -205,8 +205,9 @@ class Engine:
                 isinstance(req.uri, AbsoluteURI) and req.uri.scheme == "tel"):
             self._respond(txn, txn.make_response(416))
             return
-        if method != "CANCEL":
-            unsupported = [t for v in req.headers.get_all("require") for t in split_list(v)
+        requires = req.headers.get_all("require") if method != "CANCEL" else None
+        if requires:
+            unsupported = [t for v in requires for t in split_list(v)
                            if t and t.lower() not in SUPPORTED]
             if unsupported:
                 resp = txn.make_response(420)

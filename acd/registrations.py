@@ -161,10 +161,11 @@ class RegistrationService:
 
     def _apply_changes(self, changes: list[BindingChange], call_id: str | None) -> None:
         eng = self.engine
-        aors = {ch.binding.aor for ch in changes
-                if ch.kind is not ChangeKind.REFRESHED}
+        aors: set[str] = set()  # whose presence may have changed
         for ch in changes:
             b = ch.binding
+            if ch.kind is not ChangeKind.REFRESHED:
+                aors.add(b.aor)
             if ch.kind is ChangeKind.ADDED or ch.kind is ChangeKind.REFRESHED:
                 prev = ch.previous
                 if prev is not None and prev.contact != b.contact:
@@ -185,7 +186,7 @@ class RegistrationService:
         queues = getattr(eng, "queues", None)
         if queues is not None:
             for aor in aors:  # presence: a device counts while it has any binding
-                queues.presence(aor, bool(self.registrar.lookup(aor)))
+                queues.presence(aor, self.registrar.has_bindings(aor))
 
     def expire(self) -> None:
         changes = self.registrar.expire(self.engine.clock.wall())

@@ -249,12 +249,8 @@ class Message:
         raise NotImplementedError
 
     def serialize(self) -> bytes:
-        lines = [self._head()]
-        for _, name, value in self.headers._fields:
-            lines.append(f"{name}: {value}")
-        lines.append("")
-        lines.append("")
-        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
+        fields = "".join([f"{name}: {value}\r\n" for _, name, value in self.headers._fields])
+        return f"{self._head()}\r\n{fields}\r\n".encode("utf-8", "surrogateescape") + self.body
 
     def __bytes__(self) -> bytes:
         return self.serialize()

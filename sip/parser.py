@@ -95,6 +95,23 @@ def _split_head(data: bytes) -> tuple[list[str], bytes, bool, bool]:
 
 
 def _read_headers(lines: list[str], max_headers: int, method: str | None) -> Headers:
+    if len(lines) <= max_headers:
+        # the common case in one tight loop: every line a field whose name was validated
+        # before, no folding (a folded line starts with SP/HT, never a known name + ':')
+        known_names = _VALID_NAMES
+        fields: list[tuple[str, str, str]] = []
+        for line in lines:
+            name, sep, value = line.partition(":")
+            known = known_names.get(name) if sep else None
+            if known is None:
+                break
+            fields.append((known[0], known[1], value.strip(" \t")))
+        else:
+            return Headers._from_parsed(fields)
+    return _read_headers_carefully(lines, max_headers, method)
+
+
+def _read_headers_carefully(lines: list[str], max_headers: int, method: str | None) -> Headers:
     fields: list[tuple[str, str, str]] = []
     headers = Headers._from_parsed(fields)
     for line in lines:

@@ -117,6 +117,10 @@ class Registrar:
         bs = self._aors.get(aor, [])
         return sorted(bs, key=lambda b: (-(b.q if b.q is not None else 1.0), -b.updated_at))
 
+    def has_bindings(self, aor: str) -> bool:
+        """Whether an AOR has any binding (`lookup` sorts them, this does not)."""
+        return aor in self._aors  # _set drops an AOR with its last binding
+
     def aors(self) -> list[str]:
         return list(self._aors)
 

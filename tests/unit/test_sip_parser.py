@@ -338,8 +338,23 @@ def test_bad_status_codes_are_dropped(code: str) -> None:
 
 
 def test_folded_header_values_are_joined() -> None:
-    m = _req(INVITE.replace(b"Max-Forwards: 70\r\n", b"Subject: one\r\n  two\r\n\tthree\r\n"))
-    assert m.headers.get("subject") == "one two three"
+    for _ in range(2):  # the second time every name is known: folding still found
+        m = _req(INVITE.replace(b"Max-Forwards: 70\r\n",
+                                b"Subject: one\r\n  two\r\n\tthree: 3\r\n"))
+        assert m.headers.get("subject") == "one two three: 3"
+
+
+@pytest.mark.parametrize("edit", [
+    (b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nSubject one\r\n"),  # no colon
+    (b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nBad Name: x\r\n"),
+    (b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\n Subject: x\r\n"),  # folded into 70
+    (b"\r\nVia", b"\r\n Via"),  # a continuation before any field
+])
+def test_bad_lines_fail_also_among_known_names(edit: tuple[bytes, bytes]) -> None:
+    _req()  # every name of INVITE known
+    with pytest.raises(ParseError) as info:
+        parse_message(INVITE.replace(*edit, 1))
+    assert info.value.status == 400
 
 
 @pytest.mark.parametrize(
