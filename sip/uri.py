@@ -209,10 +209,13 @@ def parse_uri(text: str) -> URI:
                           list(hit.params), hit.headers)
         return AbsoluteURI(hit.scheme, hit.opaque)
     uri = _parse_uri(text)
-    if len(_URI_CACHE) < 16384:  # bounded: URIs come from the network
-        _URI_CACHE[text] = uri
-        return parse_uri(text)  # the cached one stays private
-    return uri
+    if len(_URI_CACHE) >= 16384:
+        # bounded, as URIs come from the network; started afresh rather than closed to new
+        # entries, so that the URIs of the phones registering now are the ones remembered
+        # (each registration reads its AOR and Contact twice: challenge, then credentials)
+        _URI_CACHE.clear()
+    _URI_CACHE[text] = uri
+    return parse_uri(text)  # the cached one stays private
 
 
 def _parse_uri(text: str) -> URI:

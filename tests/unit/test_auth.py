@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sip.auth import (
+    _NONCE_RE,
     AuthOutcome,
     AuthStatus,
     DigestAuthenticator,
@@ -303,6 +304,15 @@ def test_nonces_differ_and_have_fixed_size() -> None:
     a, b = server.make_nonce(1.0), server.make_nonce(1.0)
     assert a != b
     assert len(a) == len(b) == 43
+
+
+@given(st.binary(min_size=32, max_size=32),
+       st.text(alphabet="ABCDEFQRwxyz0189_-=+/\n", min_size=42, max_size=44))
+def test_nonce_spelling_check_is_exactly_base64url_canonical(raw: bytes, text: str) -> None:
+    assert _NONCE_RE.fullmatch(base64.urlsafe_b64encode(raw).rstrip(b"=").decode())
+    if _NONCE_RE.fullmatch(text):
+        decoded = base64.urlsafe_b64decode(text + "=")
+        assert base64.urlsafe_b64encode(decoded).rstrip(b"=").decode() == text
 
 
 def test_nonce_is_time_random_and_hmac_sha256_of_them() -> None:
