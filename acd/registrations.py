@@ -11,10 +11,9 @@ from __future__ import annotations
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from acd.adapters.store import BindingRow, DeleteBinding, UpsertBinding
 from acd.config import Config
+from acd.logs import HotLogger
 from sip.headers import HeaderError, parse_uint
 from sip.message import Request, Response
 from sip.registrar import (
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RegistrationService", "binding_from_row", "binding_row", "binding_target"]
 
-log = structlog.get_logger("acd.registrar")
+log = HotLogger("acd.registrar")
 
 
 def binding_row(b: Binding) -> BindingRow:

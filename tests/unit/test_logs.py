@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from acd.logs import configure_logging
+from acd.logs import HotLogger, configure_logging
 
 
 @pytest.fixture
@@ -57,4 +57,33 @@ def test_reconfiguring_changes_the_level(stderr: io.StringIO,
     configure_logging("warning", "json")
     log.info("hidden")
     log.warning("shown")
+    assert [json.loads(x)["event"] for x in stderr.getvalue().splitlines()] == ["shown"]
+
+
+def _without_time(line: str) -> dict[str, object]:
+    d = json.loads(line)
+    d.pop("timestamp")
+    return d
+
+
+def test_hot_logger_writes_what_structlog_writes(stderr: io.StringIO) -> None:
+    values = {"aor": "1001", "contact": "sip:1001@h", "src": "udp:1.2.3.4:5", "call_id": "c",
+              "reason": None}
+    HotLogger("acd.registrar").info("binding added", **values)
+    structlog.get_logger("acd.registrar").info("binding added", **values)
+    hot, stock = stderr.getvalue().splitlines()
+    assert list(json.loads(hot)) == list(json.loads(stock))  # same keys, same order
+    assert _without_time(hot) == _without_time(stock)
+
+
+def test_hot_logger_follows_capture_and_level(stderr: io.StringIO,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    hot = HotLogger("acd.registrar")
+    with structlog.testing.capture_logs() as captured:
+        hot.info("binding added", aor="1001")
+    assert captured == [{"aor": "1001", "event": "binding added", "log_level": "info"}]
+    monkeypatch.setattr(sys, "stderr", stderr)
+    configure_logging("warning", "json")
+    hot.info("hidden")
+    hot.warning("shown")
     assert [json.loads(x)["event"] for x in stderr.getvalue().splitlines()] == ["shown"]
