@@ -44,7 +44,7 @@ from acd.runtime.rtppoll import EpollReaders
 from bench.common import machine_reference
 
 try:
-    from media._fastrtp import counters as native_counters
+    from acd.runtime._fastrtp import counters as native_counters
 except ImportError:  # not built: the engine serves in Python
     native_counters = None
 from media.g711 import Codec, alaw_to_ulaw, ulaw_to_alaw

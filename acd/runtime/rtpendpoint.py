@@ -267,14 +267,14 @@ class MediaEndpoint:
                 self._packet_failed(exc)
 
     def _packet_failed(self, exc: BaseException) -> None:
-        """One datagram's handling raised (here or in media._fastrtp, which reads for
+        """One datagram's handling raised (here or in acd.runtime._fastrtp, which reads for
         endpoints behind acd.runtime.rtppoll's native serving)."""
         log.error("RTP packet handling failed", port=self.local_port, exc_info=exc)
 
     def _on_rtp(self, data: bytes, addr: Address) -> None:
         # The per-packet path, ordered for the common case: a plain audio packet (version 2,
         # no padding, extension or CSRCs) from the latched source. RTCP packet types (200-204)
-        # read as payload types 72-76, which configure() refuses. media/_fastrtp.c does the
+        # read as payload types 72-76, which configure() refuses. acd/runtime/_fastrtp.c does the
         # same for that common case in C, reading and writing these attributes by name:
         # whoever changes this method or the attributes it uses changes that file too
         # (tests/unit/test_fastrtp.py compares the two).

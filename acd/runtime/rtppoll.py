@@ -14,9 +14,9 @@ measured 4.4-5.1 us per packet for about +0.5 ms of median latency
 (bench/rtp.py --mode readers). Below that rate it serves each wake-up at once, adding no
 latency. Pollers are level-triggered: whatever a callback leaves unread is reported again.
 
-Native serving: where the C extension media._fastrtp is built, `EpollReaders` hands each
+Native serving: where the C extension acd.runtime._fastrtp is built, `EpollReaders` hands each
 poll to it. Sockets added with their MediaEndpoint (`add(fd, callback, endpoint)`) are then
-read and relayed in C for the common packet (see media/_fastrtp.c), everything else still
+read and relayed in C for the common packet (see acd/runtime/_fastrtp.c), everything else still
 through the Python callbacks. `ACD_NATIVE_RTP=0` in the environment, or `native=False`,
 keeps every packet in Python.
 """
@@ -45,7 +45,7 @@ def _load_native() -> ModuleType | None:
     if os.environ.get("ACD_NATIVE_RTP", "1") == "0":
         return None
     try:
-        from media import _fastrtp
+        from acd.runtime import _fastrtp
     except ImportError:  # not built here (no compiler, not Linux): the Python path serves
         return None
     _fastrtp.configure(ulaw_to_alaw, alaw_to_ulaw, _U2A, _A2U, RtpReceiverStats.WINDOW)
@@ -53,7 +53,7 @@ def _load_native() -> ModuleType | None:
 
 
 _native = _load_native()
-NATIVE = _native is not None  # whether media._fastrtp is in use by default
+NATIVE = _native is not None  # whether acd.runtime._fastrtp is in use by default
 
 MAX_EVENTS = 4096
 ROUNDS = 8  # polls per pass at most
@@ -84,7 +84,7 @@ class EpollReaders:
         self._epoll = select.epoll()
         self._callbacks: dict[int, Callable[[], None]] = {}
         self._native = _native if native else None
-        self._endpoints: dict[int, Any] = {}  # fd -> MediaEndpoint, served by media._fastrtp
+        self._endpoints: dict[int, Any] = {}  # fd -> MediaEndpoint, served by acd.runtime._fastrtp
         self.coalesce = coalesce
         self.busy_rate = busy_rate
         self._watching = False
@@ -196,7 +196,7 @@ Readers = LoopReaders | EpollReaders
 def make_readers(loop: asyncio.AbstractEventLoop, kind: str, coalesce: float,
                  native: bool = True) -> Readers:
     """'epoll' (where select.epoll exists, else falls back), 'loop', or 'auto' (= epoll).
-    `native`: serve with media._fastrtp where it is built (epoll only)."""
+    `native`: serve with acd.runtime._fastrtp where it is built (epoll only)."""
     if kind not in ("epoll", "auto", "loop"):
         raise ValueError(f"unknown reader kind {kind!r}")
     if kind != "loop" and hasattr(select, "epoll"):

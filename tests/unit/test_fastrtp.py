@@ -1,4 +1,4 @@
-"""media._fastrtp, the C fast path of bridged RTP, against the Python path it stands in for.
+"""acd.runtime._fastrtp, the C fast path of bridged RTP, against the Python path it stands in for.
 
 Two identical worlds (a media engine on the fake loop and clock, with real loopback UDP
 sockets so that C can send): every datagram goes to world P through
@@ -31,7 +31,7 @@ from tests.conftest import require
 from tests.unit.test_rtp_runtime import FakeClock, FakeLoop
 
 try:
-    from media import _fastrtp
+    from acd.runtime import _fastrtp
 except ImportError:  # pragma: no cover - the build had no compiler
     _fastrtp = None  # type: ignore[assignment]
 
@@ -40,9 +40,9 @@ LO = "127.0.0.1"
 
 @pytest.fixture(autouse=True)
 def _built() -> None:
-    require(_fastrtp is not None, "media._fastrtp is not built (no C compiler at install)")
+    require(_fastrtp is not None, "acd.runtime._fastrtp is not built (no C compiler at install)")
     require(rtppoll.NATIVE or os.environ.get("ACD_NATIVE_RTP") == "0",
-            "media._fastrtp is built but not loaded")
+            "acd.runtime._fastrtp is built but not loaded")
 
 
 def _receiver() -> socket.socket:
@@ -313,7 +313,7 @@ def test_packets_from_elsewhere_are_declined_untouched() -> None:
 
 async def test_the_engine_serves_real_sockets_natively() -> None:
     """The real event loop, epoll readers and sockets: a bridged call relays both ways
-    through media._fastrtp.serve."""
+    through acd.runtime._fastrtp.serve."""
     import asyncio
 
     from acd.clock import SystemClock

@@ -1,4 +1,4 @@
-"""Types of the C extension media._fastrtp (media/_fastrtp.c)."""
+"""Types of the C extension acd.runtime._fastrtp (acd/runtime/_fastrtp.c)."""
 
 from collections.abc import Callable
 from typing import Any

@@ -1,4 +1,4 @@
-/* media._fastrtp: the bridged-RTP fast path of acd.runtime.rtpendpoint in C.
+/* acd.runtime._fastrtp: the bridged-RTP fast path of acd.runtime.rtpendpoint in C.
  *
  * Why: a bridged call relays 100 packets/s, and at a thousand calls the Python per-packet
  * path (recvfrom, header unpack, latch check, receive statistics, re-stamping, sendto) cost
@@ -23,7 +23,7 @@
 #include <structmember.h>
 
 #ifndef __linux__
-#error "media._fastrtp needs Linux (epoll); the pure-Python path is used elsewhere"
+#error "acd.runtime._fastrtp needs Linux (epoll); the pure-Python path is used elsewhere"
 #endif
 
 #include <arpa/inet.h>
