@@ -461,11 +461,12 @@ static int rx_update(PyObject *rx, unsigned seq, uint32_t ts, double now, long s
 
 /* Relay one payload (already in the peer's law) to the peer's remote. Natively when the
  * Outgoing is relaying and the packet continues the sender's anchor, else through
- * Outgoing.relay. 0 or -1. */
+ * Outgoing.relay. `payload_obj` is the payload as a Python object, or NULL: it is then made
+ * from `payload` only if Python code needs it (a relay through Python, a tap). 0 or -1. */
 static int relay_to(PyObject *out, PyObject *payload_obj, const unsigned char *payload,
                     Py_ssize_t plen, int marker, unsigned seq, uint32_t ts, uint32_t ssrc,
                     PyObject *now) {
-    PyObject *sender = NULL, *latch = NULL, *dest = NULL, *sock = NULL;
+    PyObject *sender = NULL, *latch = NULL, *dest = NULL, *sock = NULL, *made = NULL;
     int native = 0, r = -1;
     long pt = 0, their_max = 0;
     struct sockaddr_storage ss;
@@ -494,6 +495,10 @@ static int relay_to(PyObject *out, PyObject *payload_obj, const unsigned char *p
         }
     }
     if (native) n_relayed++; else n_relay_python++;
+    if (payload_obj == NULL && !native) {
+        payload_obj = made = PyBytes_FromStringAndSize((const char *)payload, plen);
+        if (made == NULL) goto done;
+    }
     if (!native) {
         /* out.relay(payload, out.pt, marker, seq, ts, ssrc, now, len(payload)) */
         PyObject *res = PyObject_CallMethod(out, "relay", "OlOkkkOn", payload_obj, pt,
@@ -558,6 +563,10 @@ static int relay_to(PyObject *out, PyObject *payload_obj, const unsigned char *p
         int any = PyObject_IsTrue(taps);
         Py_DECREF(taps);
         if (any < 0) goto done;
+        if (any && payload_obj == NULL) {
+            payload_obj = made = PyBytes_FromStringAndSize((const char *)payload, plen);
+            if (made == NULL) goto done;
+        }
         if (any) {
             PyObject *res = PyObject_CallMethodOneArg(out, A_tap_out.name, payload_obj);
             if (res == NULL) goto done;
@@ -566,6 +575,7 @@ static int relay_to(PyObject *out, PyObject *payload_obj, const unsigned char *p
         r = 0;
     }
 done:
+    Py_XDECREF(made);
     Py_XDECREF(sender);
     Py_XDECREF(latch);
     Py_XDECREF(dest);
@@ -625,8 +635,6 @@ static int on_packet(PyObject *ep, const unsigned char *data, Py_ssize_t n,
         r = recv_ok;
         goto done;
     }
-    payload = PyBytes_FromStringAndSize((const char *)data + 12, plen);
-    if (payload == NULL) goto done;
     {
         PyObject *taps = aget(ep, &A_taps);
         if (taps == NULL) goto done;
@@ -640,6 +648,8 @@ static int on_packet(PyObject *ep, const unsigned char *data, Py_ssize_t n,
             Py_DECREF(inband);
         }
         if (want) {
+            payload = PyBytes_FromStringAndSize((const char *)data + 12, plen);
+            if (payload == NULL) goto done;
             PyObject *res = PyObject_CallMethodOneArg(ep, A_audio_in.name, payload);
             if (res == NULL) goto done;
             Py_DECREF(res);
@@ -672,6 +682,9 @@ static int on_packet(PyObject *ep, const unsigned char *data, Py_ssize_t n,
             unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(moved);
             for (Py_ssize_t i = 0; i < plen; i++) dst[i] = table[data[12 + i]];
         } else {
+            if (payload == NULL &&
+                (payload = PyBytes_FromStringAndSize((const char *)data + 12, plen)) == NULL)
+                goto done;
             moved = PyObject_CallOneArg(to_peer, payload);
             if (moved == NULL) goto done;
             if (!PyBytes_Check(moved)) {
@@ -759,11 +772,19 @@ PyDoc_STRVAR(serve_doc,
 "`endpoints` (fd -> MediaEndpoint) are read and handled here; the others are returned for\n"
 "their Python callbacks. `ready` counts them all.");
 
+/* serve() and handle() need the tables configure() gives */
+static int configured(void) {
+    if (g_window_mask != NULL) return 1;
+    PyErr_SetString(PyExc_RuntimeError, "_fastrtp.configure() has not been called");
+    return 0;
+}
+
 static PyObject *serve(PyObject *self, PyObject *args) {
     int epfd, maxevents;
     PyObject *endpoints;
     if (!PyArg_ParseTuple(args, "iO!i", &epfd, &PyDict_Type, &endpoints, &maxevents))
         return NULL;
+    if (!configured()) return NULL;
     if (maxevents < 1 || maxevents > MAX_EVENTS) maxevents = MAX_EVENTS;
     /* per call, not static: a Python callback below may (in principle) serve again */
     struct epoll_event *events = PyMem_Malloc(sizeof(*events) * (size_t)maxevents);
@@ -818,6 +839,10 @@ static PyObject *handle(PyObject *self, PyObject *args) {
     PyObject *ep, *addr;
     Py_buffer data;
     if (!PyArg_ParseTuple(args, "Oy*O", &ep, &data, &addr)) return NULL;
+    if (!configured()) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
     struct sockaddr_storage ss;
     socklen_t len;
     int ok = dest_sockaddr(addr, &ss, &len);

@@ -84,7 +84,6 @@ class MediaEngine:
         recv_batch: int = 1,
         readers: str = "auto",
         coalesce: float = 0.001,
-        native: bool = True,
     ) -> None:
         self.loop = loop
         self.bind_ip = bind_ip
@@ -101,7 +100,7 @@ class MediaEngine:
         # drain costs per wake-up (1.6 us, as much as the relay itself; see bench/rtp.py).
         self.recv_batch = recv_batch
         # how socket readiness reaches us: acd.runtime.rtppoll ('loop' for test doubles)
-        self.readers = make_readers(loop, readers, coalesce, native)
+        self.readers = make_readers(loop, readers, coalesce)
         self._recording_queue = recording_queue
         self._open_wav = open_wav
         self.endpoints: dict[int, MediaEndpoint] = {}

@@ -17,8 +17,8 @@ latency. Pollers are level-triggered: whatever a callback leaves unread is repor
 Native serving: where the C extension acd.runtime._fastrtp is built, `EpollReaders` hands each
 poll to it. Sockets added with their MediaEndpoint (`add(fd, callback, endpoint)`) are then
 read and relayed in C for the common packet (see acd/runtime/_fastrtp.c), everything else still
-through the Python callbacks. `ACD_NATIVE_RTP=0` in the environment, or `native=False`,
-keeps every packet in Python.
+through the Python callbacks. `ACD_NATIVE_RTP=0` in the environment keeps every packet
+in Python.
 """
 
 from __future__ import annotations
@@ -79,12 +79,12 @@ class EpollReaders:
     """All media sockets behind one level-triggered epoll object."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, *, coalesce: float = 0.001,
-                 busy_rate: float = 20_000.0, native: bool = True) -> None:
+                 busy_rate: float = 20_000.0) -> None:
         self._loop = loop
         self._epoll = select.epoll()
         self._callbacks: dict[int, Callable[[], None]] = {}
-        self._native = _native if native else None
-        self._endpoints: dict[int, Any] = {}  # fd -> MediaEndpoint, served by acd.runtime._fastrtp
+        self._native = _native
+        self._endpoints: dict[int, Any] = {}  # fd -> MediaEndpoint, served natively
         self.coalesce = coalesce
         self.busy_rate = busy_rate
         self._watching = False
@@ -193,12 +193,11 @@ class EpollReaders:
 Readers = LoopReaders | EpollReaders
 
 
-def make_readers(loop: asyncio.AbstractEventLoop, kind: str, coalesce: float,
-                 native: bool = True) -> Readers:
-    """'epoll' (where select.epoll exists, else falls back), 'loop', or 'auto' (= epoll).
-    `native`: serve with acd.runtime._fastrtp where it is built (epoll only)."""
+def make_readers(loop: asyncio.AbstractEventLoop, kind: str, coalesce: float) -> Readers:
+    """'epoll' (where select.epoll exists, else falls back), 'loop', or 'auto' (= epoll);
+    epoll readers serve natively where acd.runtime._fastrtp is built."""
     if kind not in ("epoll", "auto", "loop"):
         raise ValueError(f"unknown reader kind {kind!r}")
     if kind != "loop" and hasattr(select, "epoll"):
-        return EpollReaders(loop, coalesce=coalesce, native=native)
+        return EpollReaders(loop, coalesce=coalesce)
     return LoopReaders(loop)

@@ -24,9 +24,9 @@ from acd.runtime import rtppoll
 from acd.runtime.media import MediaEndpoint, MediaEngine
 from acd.runtime.rtpports import open_udp
 from media.dtmf import TelephoneEventSender
-from media.g711 import Codec, encode, silence, ulaw_to_alaw
+from media.g711 import _A2U, _U2A, Codec, alaw_to_ulaw, encode, silence, ulaw_to_alaw
 from media.prompt import Prompt
-from media.rtp import build_packet
+from media.rtp import RtpReceiverStats, build_packet
 from tests.conftest import require
 from tests.unit.test_rtp_runtime import FakeClock, FakeLoop
 
@@ -41,8 +41,15 @@ LO = "127.0.0.1"
 @pytest.fixture(autouse=True)
 def _built() -> None:
     require(_fastrtp is not None, "acd.runtime._fastrtp is not built (no C compiler at install)")
-    require(rtppoll.NATIVE or os.environ.get("ACD_NATIVE_RTP") == "0",
-            "acd.runtime._fastrtp is built but not loaded")
+    # as acd.runtime.rtppoll does at import, which ACD_NATIVE_RTP=0 skips
+    _fastrtp.configure(ulaw_to_alaw, alaw_to_ulaw, _U2A, _A2U, RtpReceiverStats.WINDOW)
+
+
+def _serving_natively() -> None:
+    """For the tests of the engine's own serving, which ACD_NATIVE_RTP=0 turns off."""
+    if os.environ.get("ACD_NATIVE_RTP") == "0":
+        pytest.skip("ACD_NATIVE_RTP=0: the engine serves in Python")
+    require(rtppoll.NATIVE, "acd.runtime._fastrtp is built but did not load")
 
 
 def _receiver() -> socket.socket:
@@ -318,6 +325,7 @@ async def test_the_engine_serves_real_sockets_natively() -> None:
 
     from acd.clock import SystemClock
 
+    _serving_natively()
     loop = asyncio.get_running_loop()
     eng = MediaEngine(loop, LO, (42000, 42999), SystemClock())
     far = [_receiver(), _receiver()]
@@ -351,6 +359,7 @@ async def test_a_failure_of_native_serving_falls_back_to_the_python_callbacks() 
 
     from acd.runtime.rtppoll import EpollReaders
 
+    _serving_natively()
     loop = asyncio.get_running_loop()
     readers = EpollReaders(loop)
     sock, far = _receiver(), _receiver()
@@ -369,3 +378,15 @@ async def test_a_failure_of_native_serving_falls_back_to_the_python_callbacks() 
         readers.close()
         sock.close()
         far.close()
+
+
+def test_an_unconfigured_module_refuses_instead_of_crashing() -> None:
+    import subprocess
+    import sys
+
+    code = ("from acd.runtime import _fastrtp\n"
+            "try:\n    _fastrtp.handle(object(), bytes(20), ('127.0.0.1', 9))\n"
+            "except RuntimeError as e:\n    print('refused:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and "refused: _fastrtp.configure()" in out.stdout, out
