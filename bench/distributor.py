@@ -8,6 +8,11 @@ events and history written. 1,000 agents in 4 queues (longest_idle, round_robin,
 skills; queue priorities 1/1/2/1), each agent in two of them; one caller in eight of the skills
 queue needs a skill only half of the agents have.
 
+The other direction -- a caller arrives while many agents idle (a quiet hour, a big team) --
+is timed on its own: CPU per arrival with 10, 100 and 1,000 idle members, for longest_idle
+(ranked: the queue keeps its free members in a heap, O(log n)) and round_robin (a scan of the
+free members, O(n)).
+
 Decisions are timed in batches (agents freed one after another, each taking the next caller);
 between batches, untimed, the offers are answered, the calls end (back into wrap-up) and as
 many callers arrive, so the number waiting returns to where it was. Rates are per CPU second
@@ -151,6 +156,38 @@ def main() -> None:
         base = base or r
         print(f"  {n:>6} waiting   {r.us:6.2f} us   x{r.us / base.us:4.2f} "
               f"(log2 n ratio x{math.log2(n) / math.log2(base.waiting):4.2f})")
+    print_arrivals(500 if args.smoke else 5_000)
+
+
+def arrival_us(strategy: str, idle: int, arrivals: int) -> float:
+    """CPU microseconds per caller_arrived -> Offer with `idle` members free; each call is
+    answered and ended (no wrap-up) before the next arrives, so `idle` stay free."""
+    d = Distributor()
+    agents = [f"agent{i:04d}" for i in range(idle)]
+    for a in agents:
+        d.update_agent(AgentSettings(a, (f"sip-{a}",)), 0.0)
+        d.set_presence(f"sip-{a}", True, 0.0)
+        d.set_availability(a, "available", 0.0)
+    d.update_queue(QueueSettings("q", strategy=strategy, members=tuple(Member(a) for a in agents),
+                                 wrapup_time=0.0, ring_timeout=30.0), 0.0)
+    now, cpu = 1.0, 0.0
+    for i in range(arrivals):
+        now += 0.001
+        c0 = time.process_time()
+        out = d.caller_arrived("q", f"caller{i}", now).outputs
+        cpu += time.process_time() - c0
+        o = next(x for x in out if isinstance(x, Offer))
+        d.offer_answered(o.offer_id, now)
+        d.call_ended(o.agent, now)
+    return 1e6 * cpu / arrivals
+
+
+def print_arrivals(arrivals: int) -> None:
+    print("per-arrival CPU cost by idle members (a caller arrives, one of them is offered):")
+    for strategy in ("longest_idle", "round_robin"):
+        costs = "  ".join(f"{n:>5} idle {arrival_us(strategy, n, arrivals):8.1f} us"
+                          for n in (10, 100, 1000))
+        print(f"  {strategy:<13} {costs}")
 
 
 if __name__ == "__main__":

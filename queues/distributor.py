@@ -339,6 +339,8 @@ class Distributor(Membership):
         self._advance(now)
         for a in self._agents.values():
             a.reset_counters()
+        for q in self._queues.values():
+            q.rerank()  # fewest_calls and least_talk_time ranks fell
         return self._drain()
 
     # -- time and queries ----------------------------------------------------------------

@@ -5,14 +5,25 @@ Waiting callers are kept in buckets keyed by their required skills (callers need
 skills share a heap), plus one bucket per preferred agent for callers in their sticky phase;
 an agent looks only at the heads of the buckets whose skills it has, so the cost of a routing
 decision depends on how many distinct skill sets wait, not on how many callers do.
+
+Under a ranked strategy (see queues.strategies) the free members are also kept in a heap by
+their rank, so a plain caller (no required skills, no failed offers) finds its agent without a
+look at every free member once more than `RANKED_FROM` are free (fewer are scanned: cheaper
+than keeping a heap for them, and a heap nobody reads stops taking pushes). Entries are dropped lazily: one is live while its agent is free and
+it is the agent's latest push. A rank only grows while its agent stays free (idle_since moves
+forward when an external call ends; counters grow while the agent is busy, not free), so a top
+entry whose rank is out of date is re-filed when found; the events that can lower ranks
+(settings or strategy applied, the daily counter reset) mark the heap for a rebuild instead.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import statistics
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from queues.callers import Bucket, Caller, Line, Skills
 from queues.settings import Member, QueueSettings
@@ -22,6 +33,9 @@ if TYPE_CHECKING:
     from queues.agent import Agent
 
 __all__ = ["QueueSnapshot", "QueueState", "QueueStats"]
+
+_rank_gen = itertools.count()
+RANKED_FROM = 8  # free members from which a plain caller is routed by the heap
 
 
 class QueueStats:
@@ -69,7 +83,8 @@ class QueueSnapshot:
 
 class QueueState:
     __slots__ = ("_satisfies", "buckets", "callers", "free", "levels", "line", "max_penalty",
-                 "members", "order", "settings", "stats", "sticky", "strategy")
+                 "members", "order", "rank_gen", "ranked", "ranked_stale", "settings", "stats",
+                 "sticky", "strategy")
 
     def __init__(self, settings: QueueSettings, strategy: Strategy) -> None:
         self.settings = settings
@@ -85,6 +100,10 @@ class QueueState:
         self.levels = [0, 0, 0, 0]  # members per Agent.level
         self.stats = QueueStats(settings.handle_time_samples)
         self._satisfies: dict[tuple[str, Skills], bool] = {}
+        # free members by rank, under a ranked strategy: (rank, gen, agent id)
+        self.ranked: list[tuple[tuple[Any, ...], int, str]] = []
+        self.rank_gen: dict[str, int] = {}  # agent id -> gen of its latest entry
+        self.ranked_stale = True  # rebuild before the next use; no pushes until then
         self.apply(settings, strategy)
 
     def apply(self, settings: QueueSettings, strategy: Strategy) -> None:
@@ -95,6 +114,7 @@ class QueueState:
         self.order = {m.agent: i for i, m in enumerate(settings.members)}
         self.max_penalty = max((m.penalty for m in settings.members), default=0)
         self._satisfies.clear()
+        self.ranked_stale = True  # penalties, member order or the strategy may have changed
         if self.stats.handle_times.maxlen != settings.handle_time_samples:
             self.stats.handle_times = deque(self.stats.handle_times,
                                             maxlen=settings.handle_time_samples)
@@ -110,6 +130,64 @@ class QueueState:
             ok = all(name in skills and skills[name] >= low for name, low in required)
             self._satisfies[key] = ok
         return ok
+
+    # -- free members by rank --------------------------------------------------------------
+
+    def rank_push(self, aid: str, a: Agent) -> None:
+        """`aid` has just become free here (callers check `ranked_stale` first: a stale
+        heap is rebuilt whole at its next use and takes no pushes meanwhile)."""
+        rank = self.strategy.rank
+        heap = self.ranked
+        if len(heap) > 2 * len(self.free) + 64:
+            # mostly dead entries, or a queue whose few free members the distributor
+            # routes by scanning: stop pushing; rebuilt when the heap is needed again
+            self.ranked_stale = True
+            return
+        m = self.members[aid]
+        gen = next(_rank_gen)
+        self.rank_gen[aid] = gen
+        heapq.heappush(heap, (rank(m.penalty, self.order[aid], a.idle_since, a.calls,
+                                   a.talk_time), gen, aid))
+
+    def best_free(self) -> Agent | None:
+        """The free member with the smallest rank (ranked strategies only); None when no
+        member is free."""
+        rank = self.strategy.rank
+        if self.ranked_stale:
+            self._rerank()
+        heap, free, gens = self.ranked, self.free, self.rank_gen
+        while heap:
+            key, gen, aid = heap[0]
+            a = free.get(aid)
+            if a is None or gens.get(aid) != gen:
+                heapq.heappop(heap)
+                continue
+            m = self.members[aid]
+            now = rank(m.penalty, self.order[aid], a.idle_since, a.calls, a.talk_time)
+            if now != key:
+                gen = next(_rank_gen)
+                gens[aid] = gen
+                heapq.heapreplace(heap, (now, gen, aid))
+                continue
+            return a
+        return None
+
+    def rerank(self) -> None:
+        """Ranks may have fallen (counters reset): rebuild before the next use."""
+        self.ranked_stale = True
+
+    def _rerank(self) -> None:
+        rank = self.strategy.rank
+        members, order = self.members, self.order
+        gens: dict[str, int] = {}
+        heap = []
+        for aid, a in self.free.items():
+            m = members[aid]
+            gen = gens[aid] = next(_rank_gen)
+            heap.append((rank(m.penalty, order[aid], a.idle_since, a.calls, a.talk_time), gen,
+                         aid))
+        heapq.heapify(heap)
+        self.ranked, self.rank_gen, self.ranked_stale = heap, gens, False
 
     def bucket_for(self, c: Caller) -> Bucket:
         if c.preferred is not None:

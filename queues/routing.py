@@ -13,7 +13,10 @@ Routing happens in two directions and nowhere else:
   waiting there x log n) -- never a scan of the callers.
 - a caller becomes offerable (`_route_caller`: arrival, retry delay over, sticky phase over,
   tier widening): the queue's strategy chooses among the queue's free members that have the
-  caller's skills. Cost: O(free members of that queue), which is small whenever callers wait.
+  caller's skills. Cost: O(free members of that queue), which is small whenever callers wait;
+  under a ranked strategy (queues.strategies) a caller with no required skills and no failed
+  offers takes the top of the queue's free-member heap instead once more than a few members
+  are free (queues.queue.RANKED_FROM), O(log n) however many agents are idle.
 
 Work is queued (`_freed`, `_ready`, `_empty_check`) and done in `_settle`, so no handler
 routes while it is still changing state.
@@ -25,6 +28,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable
 
+from queues import queue as queue_mod
 from queues.agent import AUTO_PAUSED, AVAILABLE, IDLE, Agent
 from queues.callers import GONE, OFFERING, RETRY, WAITING, Caller, OfferState
 from queues.deadlines import Deadlines
@@ -102,6 +106,8 @@ class Core:
             if offerable and (not a.external or q.settings.allow_busy_agents):
                 if a.id not in q.free:
                     q.free[a.id] = a
+                    if not q.ranked_stale:
+                        q.rank_push(a.id, a)
                     a.free_in[name] = q
                     newly = True
             elif a.id in q.free:
@@ -189,17 +195,24 @@ class Core:
         """Offer the caller to whom its queue's strategy picks among the free members; False
         (and nothing changed) when there is nobody."""
         q = self._queues[c.queue]
+        strategy = q.strategy
         if c.preferred is not None:
             a = q.free.get(c.preferred)
             if a is None or not q.satisfies(a.id, c.required):
                 return False
             agents = [a]
+        elif strategy.ranked and len(q.free) > queue_mod.RANKED_FROM \
+                and not c.required and not c.tried and not strategy.admits_by_wait:
+            # what choose() would pick among every free member, from the top of a heap
+            best = q.best_free()
+            if best is None:
+                return False
+            agents = [best]
         else:
             cands = self._candidates(c, q)
             if not cands:
                 return False
             now = self._now
-            strategy = q.strategy
             chosen = strategy.choose(cands, Context(q.settings, now, now - c.joined_at,
                                                     c.required, self._rng, q.order))
             if not strategy.rings_many:

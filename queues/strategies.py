@@ -13,6 +13,15 @@ the queue's member list), so every choice is deterministic given the random sour
 
 Users add a strategy by subclassing `Strategy`, setting `name`, and decorating the class with
 `@register`; queues then name it in their settings.
+
+Ranked strategies: a hunt strategy whose pick is always the candidate with the smallest
+`rank(penalty, order, idle_since, calls, talk_time)` (longest_idle, fewest_calls,
+least_talk_time, linear, and skills for a caller who needs none) defines `rank` beside
+`choose`. The queue then keeps its free members in a heap by rank, and a caller with no
+required skills and no failed offers is routed by a look at the heap's top instead of a
+`choose` over every free member: with hundreds of idle agents, an arrival costs O(log n), not
+O(n). A subclass that overrides `choose` without `rank` is not ranked (see
+`__init_subclass__`): its own `choose` decides.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from queues.settings import QueueSettings
 
@@ -65,6 +74,18 @@ def lowest_tier(candidates: Sequence[Candidate]) -> list[Candidate]:
 class Strategy:
     name: ClassVar[str] = ""
     rings_many: ClassVar[bool] = False  # may return several candidates
+    ranked: ClassVar[bool] = False  # defines rank(): see "Ranked strategies" above
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        # an inherited rank need not agree with a choose of the subclass's own
+        cls.ranked = "rank" in cls.__dict__ or ("choose" not in cls.__dict__ and cls.ranked)
+
+    def rank(self, penalty: int, order: int, idle_since: float, calls: int,
+             talk_time: float) -> tuple[Any, ...]:
+        """For a ranked strategy: the sort key under which choose() picks the smallest (for a
+        caller with no required skills, none of the candidates tried before)."""
+        raise NotImplementedError
 
     def choose(self, candidates: Sequence[Candidate], ctx: Context) -> list[Candidate]:
         raise NotImplementedError
@@ -157,6 +178,10 @@ class Linear(Strategy):
         tier = lowest_tier(candidates)
         return [min(tier, key=lambda c: c.order)] if tier else []
 
+    def rank(self, penalty: int, order: int, idle_since: float, calls: int,
+             talk_time: float) -> tuple[Any, ...]:
+        return (penalty, order)
+
 
 @register
 class RoundRobin(Strategy):
@@ -190,6 +215,10 @@ class LongestIdle(Strategy):
         tier = lowest_tier(candidates)
         return [min(tier, key=lambda c: (c.idle_since, c.order))] if tier else []
 
+    def rank(self, penalty: int, order: int, idle_since: float, calls: int,
+             talk_time: float) -> tuple[Any, ...]:
+        return (penalty, idle_since, order)
+
 
 @register
 class FewestCalls(Strategy):
@@ -202,6 +231,10 @@ class FewestCalls(Strategy):
         tier = lowest_tier(candidates)
         return [min(tier, key=lambda c: (c.calls, c.idle_since, c.order))] if tier else []
 
+    def rank(self, penalty: int, order: int, idle_since: float, calls: int,
+             talk_time: float) -> tuple[Any, ...]:
+        return (penalty, calls, idle_since, order)
+
 
 @register
 class LeastTalkTime(Strategy):
@@ -212,6 +245,10 @@ class LeastTalkTime(Strategy):
     def choose(self, candidates: Sequence[Candidate], ctx: Context) -> list[Candidate]:
         tier = lowest_tier(candidates)
         return [min(tier, key=lambda c: (c.talk_time, c.idle_since, c.order))] if tier else []
+
+    def rank(self, penalty: int, order: int, idle_since: float, calls: int,
+             talk_time: float) -> tuple[Any, ...]:
+        return (penalty, talk_time, idle_since, order)
 
 
 @register
@@ -262,3 +299,8 @@ class SkillsBased(Strategy):
             return (-sum(c.skills.get(n, 0.0) for n in names), c.idle_since, c.order)
 
         return [min(tier, key=key)]
+
+    def rank(self, penalty: int, order: int, idle_since: float, calls: int,
+             talk_time: float) -> tuple[Any, ...]:
+        # a caller with no required skills: every candidate's proficiency sum is 0
+        return (penalty, idle_since, order)

@@ -5,8 +5,10 @@ Invariants: an agent never holds two offers, and is only offered while available
 out of queue calls and wrap-up, and on no other call unless the queue allows it; offers never
 outlive their lease; every caller ends exactly once (Connect, abandoned, Overflow) and none is
 lost; first answer wins and crossing answers are rejected; wrap-up ends exactly at its deadline
-or at "ready" and the totals add up; auto-pause happens exactly at the threshold; and no
-caller waits while a free member could serve it (the stuck-state detector).
+or at "ready" and the totals add up; auto-pause happens exactly at the threshold; no
+caller waits while a free member could serve it (the stuck-state detector); and under a ranked
+strategy the top of the free-member heap is what the strategy's choose() picks among every
+free member (tests/unit/test_queues_ranked.py checks the same with many agents).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from queues import (
     QueueSettings,
     RejectAnswer,
 )
+from queues import queue as queue_mod
 from queues.settings import EMPTY_RULES
+from tests.unit.test_queues_ranked import slow_choice
 
 AGENTS = ("a0", "a1", "a2", "a3")
 DEVICES = {"a0": ("d0",), "a1": ("d1",), "a2": ("d2", "d2b"), "a3": ("d3",)}
@@ -112,6 +116,7 @@ class MOffer:
 class DistributorMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
+        self.ranked_from: int | None = None
         self.d = Distributor(rng=random.Random(0).random)
         self.now = 0.0
         self.agents = {a: MAgent() for a in AGENTS}
@@ -288,8 +293,12 @@ class DistributorMachine(RuleBasedStateMachine):
 
     # -- rules ---------------------------------------------------------------------------
 
-    @initialize(q0=queue_st, q1=queue_st, staffed=st.lists(st.sampled_from(AGENTS)))
-    def setup(self, q0: dict, q1: dict, staffed: list[str]) -> None:
+    @initialize(q0=queue_st, q1=queue_st, staffed=st.lists(st.sampled_from(AGENTS)),
+                ranked_from=st.sampled_from([0, queue_mod.RANKED_FROM]))
+    def setup(self, q0: dict, q1: dict, staffed: list[str], ranked_from: int) -> None:
+        # 0: every plain caller of a ranked queue is routed from the heap, which with four
+        # agents the default threshold never does
+        self.ranked_from, queue_mod.RANKED_FROM = queue_mod.RANKED_FROM, ranked_from
         for a in AGENTS:
             self.apply(self.d.update_agent(AgentSettings(a, DEVICES[a]), 0.0))
         for name, cfg in (("q0", q0), ("q1", q1)):
@@ -438,6 +447,12 @@ class DistributorMachine(RuleBasedStateMachine):
         if dt == 400.0:
             assert not self.callers, "callers outlived their max_wait"
 
+    @rule()
+    def daily_reset(self) -> None:
+        self.apply(self.d.reset_counters(self.now))
+        for a in self.agents.values():
+            a.wrapup_total = 0.0
+
     @rule(dt=st.sampled_from([10.0, 30.0, 100.0]))
     def late_tick(self, dt: float) -> None:
         """One tick long after several deadlines: outputs happened at times the model cannot
@@ -496,6 +511,18 @@ class DistributorMachine(RuleBasedStateMachine):
             for m in q.members:
                 if self.has_skills(c.queue, m.agent, c.skills):
                     assert not self.free(m.agent, c.queue), f"{cid} waits, {m.agent} idles"
+
+
+    def teardown(self) -> None:
+        if self.ranked_from is not None:
+            queue_mod.RANKED_FROM = self.ranked_from
+
+    @invariant()
+    def ranked_top_is_the_strategys_choice(self) -> None:
+        for q in self.d._queues.values():
+            if q.strategy.ranked:
+                best = q.best_free()
+                assert (best.id if best else None) == slow_choice(q, self.now), q.settings.name
 
 
 TestDistributor = DistributorMachine.TestCase
