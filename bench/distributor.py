@@ -10,8 +10,8 @@ queue needs a skill only half of the agents have.
 
 The other direction -- a caller arrives while many agents idle (a quiet hour, a big team) --
 is timed on its own: CPU per arrival with 10, 100 and 1,000 idle members, for longest_idle
-(ranked: the queue keeps its free members in a heap, O(log n)) and round_robin (a scan of the
-free members, O(n)).
+(ranked: the queue keeps its free members in a heap) and round_robin (circular: a sorted list
+searched by bisection); random would scan every free member.
 
 Decisions are timed in batches (agents freed one after another, each taking the next caller);
 between batches, untimed, the offers are answered, the calls end (back into wrap-up) and as
@@ -184,7 +184,7 @@ def arrival_us(strategy: str, idle: int, arrivals: int) -> float:
 
 def print_arrivals(arrivals: int) -> None:
     print("per-arrival CPU cost by idle members (a caller arrives, one of them is offered):")
-    for strategy in ("longest_idle", "round_robin"):
+    for strategy in ("longest_idle", "round_robin", "random"):
         costs = "  ".join(f"{n:>5} idle {arrival_us(strategy, n, arrivals):8.1f} us"
                           for n in (10, 100, 1000))
         print(f"  {strategy:<13} {costs}")

@@ -14,10 +14,13 @@ it is the agent's latest push. A rank only grows while its agent stays free (idl
 forward when an external call ends; counters grow while the agent is busy, not free), so a top
 entry whose rank is out of date is re-filed when found; the events that can lower ranks
 (settings or strategy applied, the daily counter reset) mark the heap for a rebuild instead.
+Under round_robin (circular) the same entries, keyed by (penalty, member order), are kept in a
+sorted list instead, searched by bisection for the first free member after the last pick.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import statistics
@@ -100,7 +103,8 @@ class QueueState:
         self.levels = [0, 0, 0, 0]  # members per Agent.level
         self.stats = QueueStats(settings.handle_time_samples)
         self._satisfies: dict[tuple[str, Skills], bool] = {}
-        # free members by rank, under a ranked strategy: (rank, gen, agent id)
+        # free members by rank, under a ranked strategy: (rank, gen, agent id), a heap; under
+        # a circular one: ((penalty, order), gen, agent id), a sorted list
         self.ranked: list[tuple[tuple[Any, ...], int, str]] = []
         self.rank_gen: dict[str, int] = {}  # agent id -> gen of its latest entry
         self.ranked_stale = True  # rebuild before the next use; no pushes until then
@@ -136,7 +140,6 @@ class QueueState:
     def rank_push(self, aid: str, a: Agent) -> None:
         """`aid` has just become free here (callers check `ranked_stale` first: a stale
         heap is rebuilt whole at its next use and takes no pushes meanwhile)."""
-        rank = self.strategy.rank
         heap = self.ranked
         if len(heap) > 2 * len(self.free) + 64:
             # mostly dead entries, or a queue whose few free members the distributor
@@ -146,8 +149,38 @@ class QueueState:
         m = self.members[aid]
         gen = next(_rank_gen)
         self.rank_gen[aid] = gen
-        heapq.heappush(heap, (rank(m.penalty, self.order[aid], a.idle_since, a.calls,
-                                   a.talk_time), gen, aid))
+        if self.strategy.circular:  # sorted by (penalty, order), which only apply() changes
+            bisect.insort(heap, ((m.penalty, self.order[aid]), gen, aid))
+        else:
+            heapq.heappush(heap, (self.strategy.rank(m.penalty, self.order[aid], a.idle_since,
+                                                     a.calls, a.talk_time), gen, aid))
+
+    def next_free(self, after: int) -> Agent | None:
+        """Circular strategies: the first free member of the lowest tier whose member order
+        is above `after`, else the first of that tier; None when no member is free."""
+        if self.ranked_stale:
+            self._rerank()
+        entries, free, gens = self.ranked, self.free, self.rank_gen
+        while entries:
+            _, gen, aid = entries[0]
+            if free.get(aid) is None or gens.get(aid) != gen:
+                del entries[0]
+                continue
+            break
+        else:
+            return None
+        tier, first = entries[0][0][0], entries[0][2]
+        j = bisect.bisect_left(entries, ((tier, after + 1),))
+        while j < len(entries):
+            (penalty, _), gen, aid = entries[j]
+            if penalty != tier:
+                break
+            a = free.get(aid)
+            if a is None or gens.get(aid) != gen:
+                del entries[j]
+                continue
+            return a
+        return free[first]
 
     def best_free(self) -> Agent | None:
         """The free member with the smallest rank (ranked strategies only); None when no
@@ -177,16 +210,21 @@ class QueueState:
         self.ranked_stale = True
 
     def _rerank(self) -> None:
-        rank = self.strategy.rank
+        strategy = self.strategy
+        rank = strategy.rank
         members, order = self.members, self.order
         gens: dict[str, int] = {}
         heap = []
         for aid, a in self.free.items():
             m = members[aid]
             gen = gens[aid] = next(_rank_gen)
-            heap.append((rank(m.penalty, order[aid], a.idle_since, a.calls, a.talk_time), gen,
-                         aid))
-        heapq.heapify(heap)
+            key = ((m.penalty, order[aid]) if strategy.circular
+                   else rank(m.penalty, order[aid], a.idle_since, a.calls, a.talk_time))
+            heap.append((key, gen, aid))
+        if strategy.circular:
+            heap.sort()
+        else:
+            heapq.heapify(heap)
         self.ranked, self.rank_gen, self.ranked_stale = heap, gens, False
 
     def bucket_for(self, c: Caller) -> Bucket:

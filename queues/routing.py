@@ -201,10 +201,15 @@ class Core:
             if a is None or not q.satisfies(a.id, c.required):
                 return False
             agents = [a]
-        elif strategy.ranked and len(q.free) > queue_mod.RANKED_FROM \
+        elif (strategy.ranked or strategy.circular) and len(q.free) > queue_mod.RANKED_FROM \
                 and not c.required and not c.tried and not strategy.admits_by_wait:
-            # what choose() would pick among every free member, from the top of a heap
-            best = q.best_free()
+            # what choose() would pick among every free member, without looking at them all
+            if strategy.ranked:
+                best = q.best_free()
+            else:
+                best = q.next_free(strategy.after(q.order))
+                if best is not None:
+                    strategy.picked(best.id)
             if best is None:
                 return False
             agents = [best]

@@ -20,8 +20,9 @@ least_talk_time, linear, and skills for a caller who needs none) defines `rank` 
 `choose`. The queue then keeps its free members in a heap by rank, and a caller with no
 required skills and no failed offers is routed by a look at the heap's top instead of a
 `choose` over every free member: with hundreds of idle agents, an arrival costs O(log n), not
-O(n). A subclass that overrides `choose` without `rank` is not ranked (see
-`__init_subclass__`): its own `choose` decides.
+O(n). round_robin does the same with the free members sorted by (penalty, order) (`after`,
+`picked`). A subclass that overrides `choose` without `rank` (or `after`) is routed by its own
+`choose` (see `__init_subclass__`).
 """
 
 from __future__ import annotations
@@ -75,16 +76,28 @@ class Strategy:
     name: ClassVar[str] = ""
     rings_many: ClassVar[bool] = False  # may return several candidates
     ranked: ClassVar[bool] = False  # defines rank(): see "Ranked strategies" above
+    circular: ClassVar[bool] = False  # defines after() and picked(): see RoundRobin
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
-        # an inherited rank need not agree with a choose of the subclass's own
-        cls.ranked = "rank" in cls.__dict__ or ("choose" not in cls.__dict__ and cls.ranked)
+        # an inherited rank (or after) need not agree with a choose of the subclass's own
+        own = "choose" in cls.__dict__
+        cls.ranked = "rank" in cls.__dict__ or (not own and cls.ranked)
+        cls.circular = "after" in cls.__dict__ or (not own and cls.circular)
 
     def rank(self, penalty: int, order: int, idle_since: float, calls: int,
              talk_time: float) -> tuple[Any, ...]:
         """For a ranked strategy: the sort key under which choose() picks the smallest (for a
         caller with no required skills, none of the candidates tried before)."""
+        raise NotImplementedError
+
+    def after(self, order: Mapping[str, int]) -> int:
+        """For a circular strategy: choose() picks the first candidate of the lowest tier
+        whose member order is above this, else the first of that tier."""
+        raise NotImplementedError
+
+    def picked(self, agent: str) -> None:
+        """For a circular strategy: `agent` was picked without choose()."""
         raise NotImplementedError
 
     def choose(self, candidates: Sequence[Candidate], ctx: Context) -> list[Candidate]:
@@ -202,6 +215,16 @@ class RoundRobin(Strategy):
         pick = min(after or tier, key=lambda c: c.order)
         self.last = pick.agent
         return [pick]
+
+    # circular: the queue finds "the first free member of the lowest tier whose member order
+    # is above after(), else the first of that tier" in its free members sorted by
+    # (penalty, order), and reports the pick -- choose() without looking at every member
+
+    def after(self, order: Mapping[str, int]) -> int:
+        return order.get(self.last, -1) if self.last is not None else -1
+
+    def picked(self, agent: str) -> None:
+        self.last = agent
 
 
 @register

@@ -1,6 +1,7 @@
 """Ranked strategies route a plain caller from the top of the queue's free-member heap
-(queues.queue.QueueState.best_free); these tests hold that to what the strategy's own choose()
-picks among every free member, the path every other caller still takes.
+(queues.queue.QueueState.best_free), round_robin from its sorted free members (next_free);
+these tests hold that to what the strategy's own choose() picks among every free member, the
+path every other caller still takes.
 
 Many agents and long random runs, so the heap's lazy deletion, the re-filing of entries whose
 rank grew (an external call ended while the agent was free), the compaction of dead entries
@@ -10,6 +11,7 @@ stateful distributor test checks the same invariant on its smaller model.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -28,18 +30,28 @@ from queues.strategies import Context, make_strategy, strategy_names
 
 def slow_choice(q: QueueState, now: float) -> str | None:
     """The agent `q`'s strategy picks for a caller with no required skills and no failed
-    offers, by choose() over every free member (the unranked path)."""
+    offers, by choose() over every free member (the unranked path), on a copy of the
+    strategy (round_robin's choose() remembers its pick)."""
     from queues.routing import Core
 
     caller: Any = SimpleNamespace(joined_at=now, required=(), tried=set())
     cands = Core._candidates(SimpleNamespace(_now=now), caller, q)  # type: ignore[arg-type]
     if not cands:
         return None
-    chosen = q.strategy.choose(cands, Context(q.settings, now, 0.0, (), random.random, q.order))
+    chosen = copy.copy(q.strategy).choose(cands, Context(q.settings, now, 0.0, (),
+                                                         random.random, q.order))
     return chosen[0].agent if chosen else None
 
 
-RANKED = [n for n in strategy_names() if make_strategy(n).ranked]
+def fast_choice(q: QueueState) -> str | None:
+    """The same pick by the queue's heap (ranked) or sorted list (circular), not recorded."""
+    s = q.strategy
+    best = q.best_free() if s.ranked else q.next_free(s.after(q.order))
+    return best.id if best is not None else None
+
+
+RANKED = [n for n in strategy_names()
+          if make_strategy(n).ranked or make_strategy(n).circular]
 
 
 def staffed(strategy: str, agents: list[str], allow_busy: bool = False) -> Distributor:
@@ -96,12 +108,31 @@ def test_an_external_call_ending_while_free_sends_the_agent_to_the_back() -> Non
     assert [offered(d, f"c{i}", 3.0) for i in (1, 2, 3)] == ["c", "a", "b"]
 
 
+@pytest.mark.usefixtures("heap_always")
+def test_round_robin_goes_round_skipping_the_busy_and_the_higher_tier() -> None:
+    d = Distributor()
+    names = ["a", "b", "c", "d", "e"]
+    for a in names:
+        d.update_agent(AgentSettings(a, (f"d-{a}",)), 0.0)
+        d.set_presence(f"d-{a}", True, 0.0)
+        d.set_availability(a, "available", 0.0)
+    d.update_queue(QueueSettings("q", strategy="round_robin", wrapup_time=0.0, members=(
+        Member("a"), Member("b"), Member("c", penalty=1), Member("d"), Member("e"))), 0.0)
+    assert offered(d, "c1", 1.0) == "a"  # a stays ringing: not free
+    assert offered(d, "c2", 1.0) == "b"
+    serve(d, "d", "c3", 1.0, 0.0)  # d, free again at once
+    assert offered(d, "c4", 2.0) == "e"
+    assert offered(d, "c5", 2.0) == "d"  # wraps: a, b still ringing; c is the higher tier
+    assert offered(d, "c6", 2.0) == "c"  # nobody of the lowest tier left
+    assert [slow_choice(d._queues["q"], 3.0), fast_choice(d._queues["q"])] == [None, None]
+
+
 AGENTS = [f"a{i:03d}" for i in range(150)]
 
 
 def test_the_ranked_strategies_are_the_hunt_strategies_with_an_order() -> None:
     assert sorted(RANKED) == ["fewest_calls", "least_talk_time", "linear", "longest_idle",
-                              "skills"]
+                              "round_robin", "skills"]
 
 
 def test_a_subclass_with_its_own_choose_is_not_ranked() -> None:
@@ -188,8 +219,8 @@ class World:
             self.take(d.wrapup_done(rng.choice(self.agents), self.now))
         elif r < 0.88:
             # mostly the agent at the top of q1's heap: whose rank growing matters
-            top = d._queues["q1"].best_free() if rng.random() < 0.5 else None
-            agent = top.id if top is not None else rng.choice(self.agents)
+            top = fast_choice(d._queues["q1"]) if rng.random() < 0.5 else None
+            agent = top if top is not None else rng.choice(self.agents)
             ref = rng.choice(["x", "y"])
             fn = d.agent_busy if rng.random() < 0.5 else d.agent_free
             self.take(fn(agent, ref, self.now))  # idle_since moves on while free in q1
@@ -204,8 +235,7 @@ class World:
 
     def check(self) -> None:
         for q in self.d._queues.values():
-            best = q.best_free()
-            assert (best.id if best else None) == slow_choice(q, self.now), q.settings.name
+            assert fast_choice(q) == slow_choice(q, self.now), q.settings.name
             assert len(q.ranked) <= 2 * len(q.members) + 65  # bounded by members, not traffic
 
 
@@ -229,7 +259,7 @@ def test_a_heap_nobody_reads_stops_taking_pushes() -> None:
     agents = [f"a{i}" for i in range(20)]
     d = staffed("longest_idle", agents)
     q = d._queues["q"]
-    assert q.best_free() is not None and not q.ranked_stale  # built
+    assert fast_choice(q) is not None and not q.ranked_stale  # built
     live: list[Offer] = []
     now = 1.0
     for i in range(30):  # 20 offered, 10 wait

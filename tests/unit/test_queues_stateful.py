@@ -35,7 +35,7 @@ from queues import (
 )
 from queues import queue as queue_mod
 from queues.settings import EMPTY_RULES
-from tests.unit.test_queues_ranked import slow_choice
+from tests.unit.test_queues_ranked import fast_choice, slow_choice
 
 AGENTS = ("a0", "a1", "a2", "a3")
 DEVICES = {"a0": ("d0",), "a1": ("d1",), "a2": ("d2", "d2b"), "a3": ("d3",)}
@@ -520,9 +520,8 @@ class DistributorMachine(RuleBasedStateMachine):
     @invariant()
     def ranked_top_is_the_strategys_choice(self) -> None:
         for q in self.d._queues.values():
-            if q.strategy.ranked:
-                best = q.best_free()
-                assert (best.id if best else None) == slow_choice(q, self.now), q.settings.name
+            if q.strategy.ranked or q.strategy.circular:
+                assert fast_choice(q) == slow_choice(q, self.now), q.settings.name
 
 
 TestDistributor = DistributorMachine.TestCase
