@@ -16,6 +16,7 @@ loopback hops (tens of microseconds).
     python -m bench.rtp                 # full ramp, a few minutes
     python -m bench.rtp --smoke         # seconds; CI keeps the benchmark working
     python -m bench.rtp --mode bridge --steps 500,1000 --transcode
+    python -m bench.rtp --mode bridge --steps 500,1000 --record
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import resource
 import socket
 import struct
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
@@ -335,7 +337,7 @@ def call_generator(conn: Connection, seconds: float, warmup: float) -> None:
 
 
 async def run_bridge(n: int, seconds: float, warmup: float, transcode: bool,
-                     recv_batch: int, sample: float, readers: str) -> Result:
+                     recv_batch: int, sample: float, readers: str, record: bool = False) -> Result:
     loop = asyncio.get_running_loop()
     parent, child = mp.Pipe()
     proc = mp.Process(target=call_generator, args=(child, seconds, warmup), daemon=True)
@@ -345,6 +347,8 @@ async def run_bridge(n: int, seconds: float, warmup: float, transcode: bool,
                       recv_batch=recv_batch, readers=readers)
     calls = []
     eps = []
+    recs = []
+    rec_dir = tempfile.TemporaryDirectory(prefix="bench-rtp-rec-")
     every = max(1, round(1 / sample))
     for i in range(n):
         a, b = eng.allocate(), eng.allocate()
@@ -353,6 +357,8 @@ async def run_bridge(n: int, seconds: float, warmup: float, transcode: bool,
         a.configure(meas if measured else bulk, Codec.PCMU, 0, 101, "sendrecv")
         b.configure(meas if measured else bulk, codec, int(codec), 101, "sendrecv")
         a.bridge(b)
+        if record:  # stereo WAV per call, as a hotline with `record: always` makes
+            recs.append(eng.record(os.path.join(rec_dir.name, f"{i}.wav"), a, b))
         calls.append((a.local_port, b.local_port, int(codec), measured))
         eps += [a, b]
     ports = {ep.local_port for ep in eps}
@@ -365,13 +371,18 @@ async def run_bridge(n: int, seconds: float, warmup: float, transcode: bool,
     native = native_counters() if native_counters and getattr(eng.readers, 'native', False) else None
     relayed = sum(ep.packets_out for ep in eps)
     received = sum(ep.packets_in for ep in eps)
+    recorded = sum(r.duration for r in recs)
+    failed_recs = sum(r.failed is not None for r in recs)
+    for r in recs:
+        r.stop()
     eng.close()
+    rec_dir.cleanup()
     gc.unfreeze()
     proc.join(5)
     span = warmup + seconds + 0.35
     engine_loss = res["sent"] - received
     ok = (engine_loss == 0 and drops == 0 and res["lost"] == 0 and res["corrupt"] == 0
-          and res["p99"] < 5.0)
+          and res["p99"] < 5.0 and failed_recs == 0)
     line = (f"{n:5d} calls  {res['sent'] / (warmup + seconds):7.0f} pkt/s in  latency p50 "
             f"{res['p50']:.2f} p99 {res['p99']:.2f} p99.9 {res['p999']:.2f} max "
             f"{res['max']:.2f} ms ({res['measured']} pkts timed)  lost: engine "
@@ -379,7 +390,9 @@ async def run_bridge(n: int, seconds: float, warmup: float, transcode: bool,
             f"  CPU {100 * cpu / span:3.0f}% {1e6 * cpu / max(relayed, 1):.2f} us/pkt"
             f" ({1e6 * kernel / max(relayed, 1):.2f} in the kernel)"
             f"  far-end lag p99 {res['lag99']:.1f} ms"
-            f"{'  (half transcoding)' if transcode else ''}  {'ok' if ok else 'FAIL'}"
+            f"{'  (half transcoding)' if transcode else ''}"
+            f"{f'  recorded {recorded:.0f} s, {failed_recs} failed' if record else ''}"
+            f"  {'ok' if ok else 'FAIL'}"
             f"{f'  [C path {native}]' if native else ''}")
     return Result(n, ok, line)
 
@@ -477,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", help="comma-separated counts (streams or calls)")
     ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds per step")
     ap.add_argument("--transcode", action="store_true", help="half the calls PCMU<->PCMA")
+    ap.add_argument("--record", action="store_true",
+                    help="record every call (stereo WAV, in a temporary directory)")
     ap.add_argument("--recv-batch", type=int, default=1,
                     help="datagrams read per socket wake-up (64: drain until EAGAIN)")
     ap.add_argument("--readers", choices=("auto", "loop"), default="auto",
@@ -510,7 +525,8 @@ def main(argv: list[str] | None = None) -> int:
                        [250, 500, 1000, 1250, 1500, 2000, 2500])
         best = ramp("bridged calls (2 streams each, 50 pkt/s per stream)", steps,
                     lambda n: run(run_bridge(n, args.seconds, warmup, args.transcode,
-                                             args.recv_batch, args.sample, args.readers)))
+                                             args.recv_batch, args.sample, args.readers,
+                                             record=args.record)))
         summary.append(f"bridged calls with 0 loss and p99 latency < 5 ms: {best}")
     if args.mode == "readers":
         n = int(args.steps or (200 if args.smoke else 1000))

@@ -53,8 +53,8 @@ class MediaEndpoint:
     # slots: the per-packet path reads a dozen attributes of two endpoints per packet, and
     # thousands of endpoints share the CPU cache
     __slots__ = ("_armed_at", "_batch", "_engine", "_inactive_since", "_inband", "_latch",
-                 "_lost_before", "_now", "_on_dtmf", "_out", "_peer", "_recv_ok", "_rtcp_sock",
-                 "_rx", "_rx_ssrc", "_sock", "_src", "_taps", "_te_rx", "_to_peer",
+                 "_lost_before", "_now", "_on_dtmf", "_out", "_out_taps", "_peer", "_recv_ok",
+                 "_rtcp_sock", "_rx", "_rx_ssrc", "_sock", "_src", "_taps", "_te_rx", "_to_peer",
                  "bad_packets", "closed", "codec", "configured", "digits_in", "direction",
                  "foreign_packets", "inactivity_timeout", "last_rx", "local_port", "on_inactive",
                  "other_packets", "packets_in", "pt", "recv_pt", "recv_te_pt", "rtcp", "te_pt")
@@ -75,8 +75,12 @@ class MediaEndpoint:
         self.configured = False
         self._latch = Latch()
         self._src: Address | None = None  # the latch's source, where the fast path sees it
-        self._taps: list[Tap] = []
-        self._out = Outgoing(rtp, self._latch, self._taps, engine._tick_add, engine._tick_remove)
+        self._taps: list[Tap] = []  # told what arrives ("in")
+        # told what is sent ("out"): a separate list, so that a recording, which wants only
+        # "in", costs relayed packets no decode and no call on their way out
+        self._out_taps: list[Tap] = []
+        self._out = Outgoing(rtp, self._latch, self._out_taps, engine._tick_add,
+                             engine._tick_remove)
         self._peer: MediaEndpoint | None = None
         self._to_peer: Callable[[bytes], bytes] | None = None  # our law -> the peer's
         self._rx = RtpReceiverStats()  # replaced per remote SSRC, the first one included
@@ -233,14 +237,18 @@ class MediaEndpoint:
         return self._peer
 
     # -- taps and recording ----------------------------------------------------------------
-    def add_tap(self, tap: Tap) -> Callable[[], None]:
-        """`tap(pcm16_le, "in" | "out")` for every frame received from / sent to the remote.
-        Runs on the event loop per packet: keep it short. Returns the function removing it."""
+    def add_tap(self, tap: Tap, *, out: bool = True) -> Callable[[], None]:
+        """`tap(pcm16_le, "in" | "out")` for every frame received from / sent to the remote
+        (`out=False`: only "in"). Runs on the event loop per packet: keep it short. Returns
+        the function removing it."""
         self._taps.append(tap)
+        if out:
+            self._out_taps.append(tap)
 
         def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._taps.remove(tap)
+            for taps in (self._taps, self._out_taps):
+                with contextlib.suppress(ValueError):
+                    taps.remove(tap)
 
         return remove
 
@@ -439,6 +447,7 @@ class MediaEndpoint:
         self.unbridge()
         self._out.reset()
         self._taps.clear()
+        self._out_taps.clear()
         self.on_inactive = None
         self._on_dtmf = self._inband = None
         self.closed = True

@@ -157,7 +157,7 @@ class RecordingWriter:
 
 
 class TapSource(Protocol):
-    def add_tap(self, tap: Tap) -> Callable[[], None]: ...
+    def add_tap(self, tap: Tap, *, out: bool = True) -> Callable[[], None]: ...
 
 
 class Recorder:
@@ -196,7 +196,7 @@ class Recorder:
         self._untaps: list[Callable[[], None]] = []
         writer.submit(self._job, _OPEN, control=True)
         for ch, src in enumerate(sources):
-            self._untaps.append(src.add_tap(self._channel_tap(ch)))
+            self._untaps.append(src.add_tap(self._channel_tap(ch), out=False))
         if tap is not None:
             self._untaps.append(sources[0].add_tap(tap))
 
@@ -215,14 +215,13 @@ class Recorder:
         self.paused = False
 
     def _channel_tap(self, ch: int) -> Tap:
-        def tap(pcm: bytes, direction: str) -> None:
-            if direction == "in":
-                if self.paused:
-                    pcm = bytes(len(pcm))  # keep the timeline, drop the words
-                now = self._now()
-                self._aligner.feed(ch, pcm, now)
-                if now - self._last_flush >= FLUSH_EVERY:
-                    self._flush(now)
+        def tap(pcm: bytes, direction: str) -> None:  # an "in" tap: direction is "in"
+            if self.paused:
+                pcm = bytes(len(pcm))  # keep the timeline, drop the words
+            now = self._now()
+            self._aligner.feed(ch, pcm, now)
+            if now - self._last_flush >= FLUSH_EVERY:
+                self._flush(now)
 
         return tap
 

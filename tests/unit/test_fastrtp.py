@@ -128,8 +128,8 @@ def _rtp(payload: bytes, seq: int, ts: int, ssrc: int, pt: int = 0, marker: bool
 STEP = st.tuples(
     st.sampled_from(["next", "next", "next", "next", "dup", "back", "jump", "ssrc", "event",
                      "cn", "marker", "padding", "short", "foreign", "play", "stop", "tap",
-                     "untap", "listen", "unlisten", "tick", "unbridge", "bridge", "sendonly",
-                     "alaw", "raise"]),
+                     "intap", "untap", "listen", "unlisten", "tick", "unbridge", "bridge",
+                     "sendonly", "alaw", "raise"]),
     st.integers(0, 1),
     st.integers(1, 40),
 )
@@ -187,8 +187,11 @@ def _apply(w: World, sc: Scenario, what: str, leg: int, k: int) -> None:
         ep.stop_play()
     elif what == "tap":
         ep.add_tap(lambda pcm, d, leg=leg: w.seen.append(("tap", leg, d, pcm)))
+    elif what == "intap":  # what a recording adds: told only what arrives
+        ep.add_tap(lambda pcm, d, leg=leg: w.seen.append(("intap", leg, d, pcm)), out=False)
     elif what == "untap":
         ep._taps.clear()
+        ep._out_taps.clear()
     elif what == "listen":
         ep.on_dtmf = lambda digit, how, leg=leg: w.seen.append(("dtmf", leg, digit, how))
     elif what == "unlisten":
@@ -209,10 +212,10 @@ def _apply(w: World, sc: Scenario, what: str, leg: int, k: int) -> None:
     elif what == "raise":
         def boom(pcm: bytes, d: str) -> None:
             raise RuntimeError("tap failed")
-        ep.add_tap(boom)
+        remove = ep.add_tap(boom)
         with contextlib.suppress(RuntimeError):
             w.feed(leg, next_packet(pt=ep.recv_pt))
-        ep._taps.remove(boom)
+        remove()
     w.clock.t += 0.0201
 
 

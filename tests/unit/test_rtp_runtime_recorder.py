@@ -57,6 +57,26 @@ def test_stereo_recording_caller_left_agent_right(tmp_path: Path) -> None:
     assert rec.failed is None and r.engine.stats()["recordings"] == 0
 
 
+def test_a_recording_is_told_only_what_arrives(tmp_path: Path) -> None:
+    # a bridged, recorded call: the recording listens to what each party sends ("in"), so
+    # the packets relayed out to the other party are not decoded for it a second time
+    r = Rig()
+    a, pa = r.leg(remote=("192.0.2.1", 4000), codec=Codec.PCMU)
+    b, pb = r.leg(remote=("192.0.2.2", 4000), codec=Codec.PCMU)
+    a.bridge(b)
+    heard: list[tuple[str, str]] = []
+    b.add_tap(lambda pcm, d: heard.append(("both", d)))
+    b.add_tap(lambda pcm, d: heard.append(("in", d)), out=False)
+    rec = r.engine.record(tmp_path / "c.wav", a, b)
+    assert (len(a._taps), len(a._out_taps), len(b._taps), len(b._out_taps)) == (1, 0, 3, 1)
+    r.to(a, pa, rtp(level_frame(Codec.PCMU, 1000), 0, 0))  # a -> relayed out of b
+    r.to(b, pb, rtp(level_frame(Codec.PCMU, 1000), 0, 0))  # arrives at b
+    assert sorted(heard) == [("both", "in"), ("both", "out"), ("in", "in")]
+    rec.stop()
+    wait_closed(r, rec)
+    assert (len(a._taps), len(a._out_taps), len(b._taps), len(b._out_taps)) == (0, 0, 2, 1)
+
+
 def test_mono_recording_with_a_tap(tmp_path: Path) -> None:
     r = Rig()
     ep, peer = r.leg()
