@@ -80,6 +80,20 @@ static Attr A_last_sent = {"last_sent", NULL, NULL, 0};
 static Attr A_packets_out = {"packets_out", NULL, NULL, 0};
 static Attr A_send_errors = {"send_errors", NULL, NULL, 0};
 static Attr A_tap_out = {"_tap_out", NULL, NULL, 0};
+/* the recording's ChannelTap (acd.runtime.rtprecorder), its Recorder and ChannelAligner */
+static Attr A_codec = {"codec", NULL, NULL, 0};
+static Attr A_recorder = {"recorder", NULL, NULL, 0};
+static Attr A_aligner = {"aligner", NULL, NULL, 0};
+static Attr A_buf = {"buf", NULL, NULL, 0};
+static Attr A_pos = {"pos", NULL, NULL, 0};
+static Attr A_ch = {"ch", NULL, NULL, 0};
+static Attr A_paused = {"paused", NULL, NULL, 0};
+static Attr A_rec_now = {"_now", NULL, NULL, 0};
+static Attr A_last_flush = {"_last_flush", NULL, NULL, 0};
+static Attr A_flush = {"_flush", NULL, NULL, 0};
+static Attr A_al_start = {"_start", NULL, NULL, 0};
+static Attr A_al_rate = {"_rate", NULL, NULL, 0};
+static Attr A_al_slack = {"_slack", NULL, NULL, 0};
 static Attr A_relay = {"relay", NULL, NULL, 0};
 static Attr A_their_ssrc = {"_their_ssrc", NULL, NULL, 0};
 static Attr A_their_max = {"_their_max", NULL, NULL, 0};
@@ -134,6 +148,19 @@ static Attr *all_attrs[] = {
     &A_packets_out,
     &A_send_errors,
     &A_tap_out,
+    &A_codec,
+    &A_recorder,
+    &A_aligner,
+    &A_buf,
+    &A_pos,
+    &A_ch,
+    &A_paused,
+    &A_rec_now,
+    &A_last_flush,
+    &A_flush,
+    &A_al_start,
+    &A_al_rate,
+    &A_al_slack,
     &A_relay,
     &A_their_ssrc,
     &A_their_max,
@@ -211,9 +238,12 @@ static int aset(PyObject *obj, Attr *a, PyObject *v) {
 static PyObject *g_u2a_func, *g_a2u_func;
 static unsigned char g_u2a[256], g_a2u[256];
 static PyObject *g_window_mask; /* (1 << RtpReceiverStats.WINDOW) - 1 */
+/* recording natively (optional in configure()): the ChannelTap type, G.711 -> 16-bit LE */
+static PyObject *g_chtap_type;
+static unsigned char g_ulaw_pcm[512], g_alaw_pcm[512];
 static PyObject *g_one;
 /* datagrams served: handled here, handed to _on_rtp, relayed here, relayed through Python */
-static unsigned long long n_native, n_python, n_relayed, n_relay_python;
+static unsigned long long n_native, n_python, n_relayed, n_relay_python, n_captured;
 
 /* -- small helpers: each returns -1 with an exception set on failure ----------------------- */
 
@@ -259,6 +289,128 @@ static int get_truth(PyObject *obj, Attr *name) {
     if (v == NULL) return -1;
     int r = PyObject_IsTrue(v);
     Py_DECREF(v);
+    return r;
+}
+
+static int get_double(PyObject *obj, Attr *name, double *out) {
+    PyObject *v = aget(obj, name);
+    if (v == NULL) return -1;
+    *out = PyFloat_AsDouble(v);
+    Py_DECREF(v);
+    if (*out == -1.0 && PyErr_Occurred()) return -1;
+    return 0;
+}
+
+/* -- recording ------------------------------------------------------------------------------ */
+
+#define MAX_TAPS 8
+
+/* One ChannelTap.__call__(decode(codec, payload), "in"), with `pcm` the decoded payload:
+ * ChannelAligner.feed into tap.buf / tap.pos[tap.ch] at the recorder's now, then the
+ * recorder's _flush(now) when due. 0, or -1 with an exception set. */
+static int capture_one(PyObject *tap, const unsigned char *pcm, Py_ssize_t samples) {
+    int r = -1;
+    PyObject *rec = NULL, *aligner = NULL, *buf = NULL, *pos = NULL, *now = NULL,
+             *clock = NULL;
+    long ch, rate, slack;
+    double start, t, last, every;
+    if ((rec = aget(tap, &A_recorder)) == NULL || (aligner = aget(tap, &A_aligner)) == NULL ||
+        (buf = aget(tap, &A_buf)) == NULL || (pos = aget(tap, &A_pos)) == NULL)
+        goto done;
+    if (!PyByteArray_CheckExact(buf) || !PyList_CheckExact(pos)) {
+        PyErr_SetString(PyExc_TypeError, "ChannelTap.buf / .pos are not a bytearray / list");
+        goto done;
+    }
+    if (get_long(tap, &A_ch, &ch) < 0 || get_double(aligner, &A_al_start, &start) < 0 ||
+        get_long(aligner, &A_al_rate, &rate) < 0 || get_long(aligner, &A_al_slack, &slack) < 0)
+        goto done;
+    if (ch < 0 || ch >= PyList_GET_SIZE(pos)) {
+        PyErr_SetString(PyExc_IndexError, "ChannelTap.ch out of range");
+        goto done;
+    }
+    int paused = get_truth(rec, &A_paused);
+    if (paused < 0) goto done;
+    if ((clock = aget(rec, &A_rec_now)) == NULL || (now = PyObject_CallNoArgs(clock)) == NULL)
+        goto done;
+    t = PyFloat_AsDouble(now);
+    if (t == -1.0 && PyErr_Occurred()) goto done;
+    long placed = PyLong_AsLong(PyList_GET_ITEM(pos, ch));
+    if (placed == -1 && PyErr_Occurred()) goto done;
+    /* ChannelAligner.feed: a frame arriving now started `samples` earlier; beyond the
+     * slack it is placed exactly, after silence */
+    long first = (long)((t - start) * (double)rate) - (long)samples;
+    Py_ssize_t pad = 0;
+    if (first - placed > slack && first - placed > 0) pad = first - placed;
+    Py_ssize_t old = PyByteArray_GET_SIZE(buf);
+    if (PyByteArray_Resize(buf, old + 2 * (pad + samples)) < 0) goto done;
+    char *dst = PyByteArray_AS_STRING(buf) + old;
+    memset(dst, 0, (size_t)(2 * pad));
+    if (paused)
+        memset(dst + 2 * pad, 0, (size_t)(2 * samples));
+    else
+        memcpy(dst + 2 * pad, pcm, (size_t)(2 * samples));
+    PyObject *np = PyLong_FromLong(placed + (long)pad + (long)samples);
+    if (np == NULL) goto done;
+    if (PyList_SetItem(pos, ch, np) < 0) goto done; /* steals np */
+    if (get_double(rec, &A_last_flush, &last) < 0) goto done;
+    {
+        PyObject *fe = PyObject_GetAttrString(tap, "flush_every");
+        if (fe == NULL) goto done;
+        every = PyFloat_AsDouble(fe);
+        Py_DECREF(fe);
+        if (every == -1.0 && PyErr_Occurred()) goto done;
+    }
+    if (t - last >= every) {
+        PyObject *res = PyObject_CallMethodOneArg(rec, A_flush.name, now);
+        if (res == NULL) goto done;
+        Py_DECREF(res);
+    }
+    r = 0;
+done:
+    Py_XDECREF(rec);
+    Py_XDECREF(aligner);
+    Py_XDECREF(buf);
+    Py_XDECREF(pos);
+    Py_XDECREF(clock);
+    Py_XDECREF(now);
+    return r;
+}
+
+/* MediaEndpoint._audio_in(payload) for the common recorded packet: no in-band DTMF
+ * detector, a G.711 codec, and nothing but ChannelTaps (at most MAX_TAPS) among the taps.
+ * 1 when done here, 0 when _audio_in must run instead, -1 with an exception set. As the
+ * Python path, the taps are those of the moment the packet arrived (a _flush may remove
+ * some), and a tap that fails stops the ones after it. */
+static int capture(PyObject *ep, PyObject *taps, const unsigned char *payload, Py_ssize_t plen) {
+    if (g_chtap_type == NULL || !PyList_CheckExact(taps)) return 0;
+    Py_ssize_t n = PyList_GET_SIZE(taps);
+    if (n < 1 || n > MAX_TAPS || plen > MAX_DATAGRAM) return 0;
+    PyObject *inband = aget(ep, &A_inband);
+    if (inband == NULL) return -1;
+    int plain = inband == Py_None;
+    Py_DECREF(inband);
+    if (!plain) return 0;
+    long codec;
+    if (get_long(ep, &A_codec, &codec) < 0) return -1;
+    const unsigned char *table = codec == 0 ? g_ulaw_pcm : codec == 8 ? g_alaw_pcm : NULL;
+    if (table == NULL) return 0;
+    PyObject *snapshot[MAX_TAPS];
+    for (Py_ssize_t i = 0; i < n; i++)
+        if ((PyObject *)Py_TYPE(PyList_GET_ITEM(taps, i)) != g_chtap_type) return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        snapshot[i] = PyList_GET_ITEM(taps, i);
+        Py_INCREF(snapshot[i]);
+    }
+    unsigned char pcm[2 * MAX_DATAGRAM];
+    for (Py_ssize_t i = 0; i < plen; i++) {
+        pcm[2 * i] = table[2 * payload[i]];
+        pcm[2 * i + 1] = table[2 * payload[i] + 1];
+    }
+    int r = 1;
+    for (Py_ssize_t i = 0; i < n && r == 1; i++)
+        if (capture_one(snapshot[i], pcm, plen) < 0) r = -1;
+    for (Py_ssize_t i = 0; i < n; i++) Py_DECREF(snapshot[i]);
+    if (r == 1) n_captured++;
     return r;
 }
 
@@ -639,14 +791,20 @@ static int on_packet(PyObject *ep, const unsigned char *data, Py_ssize_t n,
         PyObject *taps = aget(ep, &A_taps);
         if (taps == NULL) goto done;
         int want = PyObject_IsTrue(taps);
-        Py_DECREF(taps);
-        if (want < 0) goto done;
-        if (!want) {
+        if (want > 0) {
+            int c = capture(ep, taps, data + 12, plen);
+            if (c != 0) want = c < 0 ? -1 : 0; /* done here, or failed */
+        } else if (want == 0) {
             PyObject *inband = aget(ep, &A_inband);
-            if (inband == NULL) goto done;
+            if (inband == NULL) {
+                Py_DECREF(taps);
+                goto done;
+            }
             want = inband != Py_None;
             Py_DECREF(inband);
         }
+        Py_DECREF(taps);
+        if (want < 0) goto done;
         if (want) {
             payload = PyBytes_FromStringAndSize((const char *)data + 12, plen);
             if (payload == NULL) goto done;
@@ -857,25 +1015,39 @@ static PyObject *handle(PyObject *self, PyObject *args) {
 }
 
 PyDoc_STRVAR(configure_doc,
-"configure(u2a, a2u, u2a_table, a2u_table, window)\n\n"
+"configure(u2a, a2u, u2a_table, a2u_table, window[, channel_tap, ulaw_pcm, alaw_pcm])\n\n"
 "The transcoders of media.g711 (recognised by identity, applied by table here) and\n"
-"RtpReceiverStats.WINDOW.");
+"RtpReceiverStats.WINDOW; with channel_tap (acd.runtime.rtprecorder.ChannelTap) and the\n"
+"16-bit decodings of the 256 u-law and A-law bytes, recordings are fed here too.");
 
 static PyObject *configure(PyObject *self, PyObject *args) {
-    PyObject *u2a, *a2u;
-    Py_buffer t1, t2;
+    PyObject *u2a, *a2u, *chtap = NULL;
+    Py_buffer t1, t2, pu = {0}, pa = {0};
     int window;
-    if (!PyArg_ParseTuple(args, "OOy*y*i", &u2a, &a2u, &t1, &t2, &window)) return NULL;
-    if (t1.len != 256 || t2.len != 256 || window < 1 || window > 4096) {
-        PyBuffer_Release(&t1);
-        PyBuffer_Release(&t2);
-        PyErr_SetString(PyExc_ValueError, "tables must hold 256 bytes, window 1..4096");
+    if (!PyArg_ParseTuple(args, "OOy*y*i|Oy*y*", &u2a, &a2u, &t1, &t2, &window, &chtap, &pu,
+                          &pa))
         return NULL;
+    int bad = t1.len != 256 || t2.len != 256 || window < 1 || window > 4096 ||
+              (chtap != NULL && (!PyType_Check(chtap) || pu.len != 512 || pa.len != 512));
+    if (!bad) {
+        memcpy(g_u2a, t1.buf, 256);
+        memcpy(g_a2u, t2.buf, 256);
+        if (chtap != NULL) {
+            memcpy(g_ulaw_pcm, pu.buf, 512);
+            memcpy(g_alaw_pcm, pa.buf, 512);
+        }
     }
-    memcpy(g_u2a, t1.buf, 256);
-    memcpy(g_a2u, t2.buf, 256);
     PyBuffer_Release(&t1);
     PyBuffer_Release(&t2);
+    if (pu.obj != NULL) PyBuffer_Release(&pu);
+    if (pa.obj != NULL) PyBuffer_Release(&pa);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "tables must hold 256 bytes (decode tables 512), "
+                        "window 1..4096, and the tap type a type");
+        return NULL;
+    }
+    Py_XINCREF(chtap);
+    Py_XSETREF(g_chtap_type, chtap); /* without it, recorded packets go through _audio_in */
     PyObject *w = PyLong_FromLong(window);
     PyObject *shifted = w ? PyNumber_Lshift(g_one, w) : NULL;
     Py_XDECREF(w);
@@ -894,11 +1066,11 @@ PyDoc_STRVAR(counters_doc,
 "counters() -> dict\n\n"
 "Datagrams served since the process started: 'native' handled here, 'python' handed to\n"
 "_on_rtp; of those handled here, 'relayed' sent here and 'relay_python' through\n"
-"Outgoing.relay.");
+"Outgoing.relay, and 'captured' handed to recordings here.");
 
 static PyObject *counters(PyObject *self, PyObject *unused) {
-    return Py_BuildValue("{sKsKsKsK}", "native", n_native, "python", n_python, "relayed",
-                         n_relayed, "relay_python", n_relay_python);
+    return Py_BuildValue("{sKsKsKsKsK}", "native", n_native, "python", n_python, "relayed",
+                         n_relayed, "relay_python", n_relay_python, "captured", n_captured);
 }
 
 static PyMethodDef methods[] = {

@@ -17,8 +17,9 @@ latency. Pollers are level-triggered: whatever a callback leaves unread is repor
 Native serving: where the C extension acd.runtime._fastrtp is built, `EpollReaders` hands each
 poll to it. Sockets added with their MediaEndpoint (`add(fd, callback, endpoint)`) are then
 read and relayed in C for the common packet (see acd/runtime/_fastrtp.c), everything else still
-through the Python callbacks. `ACD_NATIVE_RTP=0` in the environment keeps every packet
-in Python.
+through the Python callbacks; the audio of a recorded endpoint is decoded into its recording
+there too (see ChannelTap in acd.runtime.rtprecorder). `ACD_NATIVE_RTP=0` in the
+environment keeps every packet in Python.
 """
 
 from __future__ import annotations
@@ -33,12 +34,22 @@ from typing import Any
 
 import structlog
 
-from media.g711 import _A2U, _U2A, alaw_to_ulaw, ulaw_to_alaw
+from media.g711 import _A2U, _U2A, Codec, alaw_to_ulaw, decode, ulaw_to_alaw
 from media.rtpstream import RtpReceiverStats
 
 __all__ = ["EpollReaders", "LoopReaders", "NATIVE", "Readers", "make_readers"]
 
 log = structlog.get_logger("acd.media")
+
+
+def configure_native(mod: Any) -> None:
+    """Give acd.runtime._fastrtp what it stands in for: the transcoders and their tables, the
+    receive window, and the recording's tap with the G.711 decodings it applies."""
+    from acd.runtime.rtprecorder import ChannelTap  # (it imports the media engine's parts)
+
+    every = bytes(range(256))
+    mod.configure(ulaw_to_alaw, alaw_to_ulaw, _U2A, _A2U, RtpReceiverStats.WINDOW, ChannelTap,
+                  decode(Codec.PCMU, every), decode(Codec.PCMA, every))
 
 
 def _load_native() -> ModuleType | None:
@@ -48,7 +59,7 @@ def _load_native() -> ModuleType | None:
         from acd.runtime import _fastrtp
     except ImportError:  # not built here (no compiler, not Linux): the Python path serves
         return None
-    _fastrtp.configure(ulaw_to_alaw, alaw_to_ulaw, _U2A, _A2U, RtpReceiverStats.WINDOW)
+    configure_native(_fastrtp)
     return _fastrtp
 
 

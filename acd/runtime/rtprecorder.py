@@ -156,6 +156,35 @@ class RecordingWriter:
                 self._call_soon(job.on_closed)
 
 
+class ChannelTap:
+    """The "in" tap a Recorder puts on the source of channel `ch`. The C fast path
+    (acd/runtime/_fastrtp.c) knows this class: for a G.711 packet arriving at an endpoint
+    whose taps are all ChannelTaps it does what __call__ does, reading and writing the same
+    objects (decode, the ChannelAligner.feed placement into `buf` and `pos[ch]`, the
+    recorder's _flush when due) without a call into Python per packet and tap."""
+
+    __slots__ = ("aligner", "buf", "ch", "pos", "recorder")
+
+    flush_every = FLUSH_EVERY
+
+    def __init__(self, recorder: Recorder, ch: int) -> None:
+        self.recorder = recorder
+        self.ch = ch
+        self.aligner = recorder._aligner
+        # the aligner's own channel buffer and positions (taken in place, never replaced)
+        self.buf = self.aligner._bufs[ch]
+        self.pos = self.aligner._pos
+
+    def __call__(self, pcm: bytes, direction: str) -> None:  # "in" only: see add_tap
+        r = self.recorder
+        if r.paused:
+            pcm = bytes(len(pcm))  # keep the timeline, drop the words
+        now = r._now()
+        self.aligner.feed(self.ch, pcm, now)
+        if now - r._last_flush >= FLUSH_EVERY:
+            r._flush(now)
+
+
 class TapSource(Protocol):
     def add_tap(self, tap: Tap, *, out: bool = True) -> Callable[[], None]: ...
 
@@ -215,15 +244,7 @@ class Recorder:
         self.paused = False
 
     def _channel_tap(self, ch: int) -> Tap:
-        def tap(pcm: bytes, direction: str) -> None:  # an "in" tap: direction is "in"
-            if self.paused:
-                pcm = bytes(len(pcm))  # keep the timeline, drop the words
-            now = self._now()
-            self._aligner.feed(ch, pcm, now)
-            if now - self._last_flush >= FLUSH_EVERY:
-                self._flush(now)
-
-        return tap
+        return ChannelTap(self, ch)
 
     @property
     def duration(self) -> float:

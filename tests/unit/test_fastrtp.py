@@ -4,8 +4,8 @@ Two identical worlds (a media engine on the fake loop and clock, with real loopb
 sockets so that C can send): every datagram goes to world P through
 MediaEndpoint._on_rtp and to world N through _fastrtp.handle (falling back to _on_rtp
 when it declines). After every step the two must agree on every counter, on the receive
-statistics and the sender state, on what taps and DTMF listeners saw, and byte for byte on
-what the far ends received.
+statistics and the sender state, on what taps and DTMF listeners saw, on what recordings
+buffered and handed to their writer, and byte for byte on what the far ends received.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from hypothesis import strategies as st
 from acd.runtime import rtppoll
 from acd.runtime.media import MediaEndpoint, MediaEngine
 from acd.runtime.rtpports import open_udp
+from acd.runtime.rtprecorder import Recorder
 from media.dtmf import TelephoneEventSender
-from media.g711 import _A2U, _U2A, Codec, alaw_to_ulaw, encode, silence, ulaw_to_alaw
+from media.g711 import Codec, encode, silence, ulaw_to_alaw
 from media.prompt import Prompt
-from media.rtp import RtpReceiverStats, build_packet
+from media.rtp import build_packet
 from tests.conftest import require
 from tests.unit.test_rtp_runtime import FakeClock, FakeLoop
 
@@ -42,7 +43,7 @@ LO = "127.0.0.1"
 def _built() -> None:
     require(_fastrtp is not None, "acd.runtime._fastrtp is not built (no C compiler at install)")
     # as acd.runtime.rtppoll does at import, which ACD_NATIVE_RTP=0 skips
-    _fastrtp.configure(ulaw_to_alaw, alaw_to_ulaw, _U2A, _A2U, RtpReceiverStats.WINDOW)
+    rtppoll.configure_native(_fastrtp)
 
 
 def _serving_natively() -> None:
@@ -68,6 +69,21 @@ def _drain(s: socket.socket) -> list[bytes]:
             return got
 
 
+class FakeWriter:
+    """What a Recorder hands its writer thread, kept: (op, data) per submission."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, tuple[bytes, ...]]] = []
+        self.refuse = False  # a full queue: the recording fails
+
+    def submit(self, job: Any, op: int, data: tuple[bytes, ...] = (), *,
+               control: bool = False) -> bool:
+        if self.refuse and not control:
+            return False
+        self.items.append((op, data))
+        return True
+
+
 class World:
     """Legs a and b bridged, each with a far end (a real socket) that media comes from."""
 
@@ -89,6 +105,8 @@ class World:
         self.legs[0].bridge(self.legs[1])
         self.seen: list[tuple[Any, ...]] = []  # what taps and DTMF listeners were given
         self.handled = 0  # datagrams C took
+        self.writer = FakeWriter()
+        self.recorders: list[Recorder] = []
 
     def feed(self, leg: int, data: bytes, addr: tuple[str, int] | None = None) -> None:
         ep = self.legs[leg]
@@ -98,8 +116,17 @@ class World:
             return
         ep._on_rtp(data, addr)
 
+    def record(self, legs: list[int]) -> None:
+        rec = Recorder(cast(Any, self.writer), f"r{len(self.recorders)}.wav",
+                       [self.legs[i] for i in legs], self.clock.now,
+                       on_error=lambda exc: self.seen.append(("rec_error", str(exc))))
+        self.recorders.append(rec)
+
     def state(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"seen": list(self.seen)}
+        out: dict[str, Any] = {"seen": list(self.seen), "written": list(self.writer.items)}
+        out["recordings"] = [([bytes(b) for b in r._aligner._bufs], list(r._aligner._pos),
+                               r._samples, r._last_flush, r.paused, r.stopped,
+                               r.failed is not None) for r in self.recorders]
         for i, ep in enumerate(self.legs):
             rx, o = ep._rx, ep._out
             stats = dict(ep.stats)
@@ -129,7 +156,8 @@ STEP = st.tuples(
     st.sampled_from(["next", "next", "next", "next", "dup", "back", "jump", "ssrc", "event",
                      "cn", "marker", "padding", "short", "foreign", "play", "stop", "tap",
                      "intap", "untap", "listen", "unlisten", "tick", "unbridge", "bridge",
-                     "sendonly", "alaw", "raise"]),
+                     "sendonly", "alaw", "raise", "record", "record", "record1", "pause",
+                     "resume", "recstop", "diskfull"]),
     st.integers(0, 1),
     st.integers(1, 40),
 )
@@ -216,6 +244,18 @@ def _apply(w: World, sc: Scenario, what: str, leg: int, k: int) -> None:
         with contextlib.suppress(RuntimeError):
             w.feed(leg, next_packet(pt=ep.recv_pt))
         remove()
+    elif what == "record":  # stereo: leg 0 left, leg 1 right
+        w.record([0, 1])
+    elif what == "record1":  # mono, of this leg
+        w.record([leg])
+    elif what == "pause" and w.recorders:
+        w.recorders[k % len(w.recorders)].pause()
+    elif what == "resume" and w.recorders:
+        w.recorders[k % len(w.recorders)].resume()
+    elif what == "recstop" and w.recorders:
+        w.recorders[k % len(w.recorders)].stop()
+    elif what == "diskfull":  # the writer's queue refuses data: recordings fail and detach
+        w.writer.refuse = not w.writer.refuse
     w.clock.t += 0.0201
 
 
@@ -279,6 +319,39 @@ def test_a_call_with_everything_in_it_agrees_and_mostly_takes_the_c_path() -> No
     for each in events:
         steps += each + talk
     assert _compare(steps) > 0.8 * len(talk) * 8
+
+
+def test_a_recorded_call_agrees_and_is_recorded_in_c() -> None:
+    talk = [("next", 0, 3), ("next", 1, 5)] * 30
+    gap = [("tick", 0, 40), ("tick", 0, 40)]  # > slack: the next frame goes after silence
+    steps = [("record", 0, 1), *talk, ("pause", 0, 0), *talk, ("resume", 0, 0), *gap, *talk,
+             ("record1", 1, 1), ("alaw", 1, 1), *talk, ("intap", 0, 1), *talk,
+             ("recstop", 0, 0), *talk, ("diskfull", 0, 0), *talk, ("diskfull", 0, 0),
+             ("record", 0, 1), *talk]
+    before = _fastrtp.counters()["captured"]
+    _compare(steps)
+    # the recorded packets with only recordings tapping them went through C (the "intap"
+    # test tap sends its leg back to _audio_in until the end)
+    assert _fastrtp.counters()["captured"] - before > 4 * len(talk)
+
+
+def test_c_and_python_record_the_same_file() -> None:
+    p, n = World(native=False), World(native=True)
+    try:
+        for w in (p, n):
+            sc = Scenario()
+            w.record([0, 1])
+            for i in range(120):
+                _apply(w, sc, "next", i % 2, i % 7 + 1)
+                if i % 25 == 0:
+                    _apply(w, sc, "tick", 0, 90)
+            w.recorders[0].stop()
+        assert n.writer.items == p.writer.items
+        pcm = b"".join(b"".join(data) for op, data in n.writer.items if data)
+        assert len(pcm) > 2 * 2 * 160 * 50 and pcm.count(b"\x00") < len(pcm)
+    finally:
+        p.close()
+        n.close()
 
 
 def test_plain_packets_take_the_c_path_and_reach_the_other_far_end() -> None:
