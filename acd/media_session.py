@@ -97,6 +97,10 @@ class ChannelAligner:
     belongs (lesser lateness is jitter, absorbed), and a channel that receives
     nothing is filled with silence up to `slack` behind now, so another channel never waits
     for it for long. `take()` hands out the span every channel has.
+
+    acd/runtime/_fastrtp.c does what `feed` does for recorded packets (see
+    acd.runtime.rtprecorder.ChannelTap): change one, change the other; the differential
+    test in tests/unit/test_fastrtp.py compares them.
     """
 
     __slots__ = ("_bufs", "_pos", "_rate", "_slack", "_start")
