@@ -148,3 +148,13 @@ class MediaCollector:
                                   "20 ms media ticks run more than 5 ms late", value=late)
         yield GaugeMetricFamily("acd_media_streams_playing",
                                 "Endpoints sending prompts or music now", value=playing)
+        from acd.runtime import rtppoll
+
+        if rtppoll.NATIVE:  # what the C fast path took (acd/runtime/_fastrtp.c), per process
+            fam = CounterMetricFamily(
+                "acd_rtp_fastpath_packets",
+                "RTP packets by path: native (handled in C), python (handed to Python), "
+                "relayed (sent from C), captured (recorded from C)", labels=["path"])
+            for path, n in rtppoll.native_counters().items():
+                fam.add_metric([path], n)
+            yield fam

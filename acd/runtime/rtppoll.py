@@ -66,6 +66,11 @@ def _load_native() -> ModuleType | None:
 _native = _load_native()
 NATIVE = _native is not None  # whether acd.runtime._fastrtp is in use by default
 
+
+def native_counters() -> dict[str, int]:
+    """acd.runtime._fastrtp.counters(), or {} when the Python path serves."""
+    return _native.counters() if _native is not None else {}
+
 MAX_EVENTS = 4096
 ROUNDS = 8  # polls per pass at most
 
