@@ -100,7 +100,9 @@ class Core:
 
     def _sync_free(self, a: Agent) -> None:
         """Put the agent in (or take it out of) the free set of each of its queues."""
-        offerable = a.work == IDLE and a.level == 3 and a.id in self._agents
+        # a.level == 3, inlined: this runs twice per routing decision
+        offerable = (a.work == IDLE and a.availability == AVAILABLE and bool(a.registered)
+                     and a.id in self._agents)
         newly = False
         for name, q in self._member_of.get(a.id, {}).items():
             if offerable and (not a.external or q.settings.allow_busy_agents):
@@ -201,17 +203,21 @@ class Core:
             if a is None or not q.satisfies(a.id, c.required):
                 return False
             agents = [a]
-        elif (strategy.ranked or strategy.circular) and len(q.free) > queue_mod.RANKED_FROM \
-                and not c.required and not c.tried and not strategy.admits_by_wait:
-            # what choose() would pick among every free member, without looking at them all
-            if strategy.ranked:
+        elif (strategy.ranked or strategy.circular) and not c.required and not c.tried \
+                and not strategy.admits_by_wait \
+                and (len(q.free) == 1 or len(q.free) > queue_mod.RANKED_FROM):
+            # what choose() would pick among every free member, without looking at them all;
+            # one free member (callers wait, an agent just came free) is its own pick
+            if len(q.free) == 1:
+                best: Agent | None = next(iter(q.free.values()))
+            elif strategy.ranked:
                 best = q.best_free()
             else:
                 best = q.next_free(strategy.after(q.order))
-                if best is not None:
-                    strategy.picked(best.id)
             if best is None:
                 return False
+            if strategy.circular:
+                strategy.picked(best.id)
             agents = [best]
         else:
             cands = self._candidates(c, q)
