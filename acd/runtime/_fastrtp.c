@@ -94,6 +94,7 @@ static Attr A_flush = {"_flush", NULL, NULL, 0};
 static Attr A_al_start = {"_start", NULL, NULL, 0};
 static Attr A_al_rate = {"_rate", NULL, NULL, 0};
 static Attr A_al_slack = {"_slack", NULL, NULL, 0};
+static Attr A_flush_every = {"flush_every", NULL, NULL, 0};
 static Attr A_relay = {"relay", NULL, NULL, 0};
 static Attr A_their_ssrc = {"_their_ssrc", NULL, NULL, 0};
 static Attr A_their_max = {"_their_max", NULL, NULL, 0};
@@ -161,6 +162,7 @@ static Attr *all_attrs[] = {
     &A_al_start,
     &A_al_rate,
     &A_al_slack,
+    &A_flush_every,
     &A_relay,
     &A_their_ssrc,
     &A_their_max,
@@ -353,13 +355,7 @@ static int capture_one(PyObject *tap, const unsigned char *pcm, Py_ssize_t sampl
     if (np == NULL) goto done;
     if (PyList_SetItem(pos, ch, np) < 0) goto done; /* steals np */
     if (get_double(rec, &A_last_flush, &last) < 0) goto done;
-    {
-        PyObject *fe = PyObject_GetAttrString(tap, "flush_every");
-        if (fe == NULL) goto done;
-        every = PyFloat_AsDouble(fe);
-        Py_DECREF(fe);
-        if (every == -1.0 && PyErr_Occurred()) goto done;
-    }
+    if (get_double(tap, &A_flush_every, &every) < 0) goto done;
     if (t - last >= every) {
         PyObject *res = PyObject_CallMethodOneArg(rec, A_flush.name, now);
         if (res == NULL) goto done;
