@@ -9,11 +9,12 @@ decision depends on how many distinct skill sets wait, not on how many callers d
 Under a ranked strategy (see queues.strategies) the free members are also kept in a heap by
 their rank, so a plain caller (no required skills, no failed offers) finds its agent without a
 look at every free member once more than `RANKED_FROM` are free (fewer are scanned: cheaper
-than keeping a heap for them, and a heap nobody reads stops taking pushes). Entries are dropped lazily: one is live while its agent is free and
-it is the agent's latest push. A rank only grows while its agent stays free (idle_since moves
-forward when an external call ends; counters grow while the agent is busy, not free), so a top
-entry whose rank is out of date is re-filed when found; the events that can lower ranks
-(settings or strategy applied, the daily counter reset) mark the heap for a rebuild instead.
+than keeping a heap for them, and a heap nobody reads stops taking pushes). Entries are
+dropped lazily: one is live while its agent is free and it is the agent's latest push. A rank
+only grows while its agent stays free (idle_since moves forward when an external call ends;
+counters grow while the agent is busy, not free), so a top entry whose rank is out of date is
+re-filed when found; the events that can lower ranks (settings or strategy applied, the daily
+counter reset) mark the heap for a rebuild instead.
 Under round_robin (circular) the same entries, keyed by (penalty, member order), are kept in a
 sorted list instead, searched by bisection for the first free member after the last pick.
 """
