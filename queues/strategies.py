@@ -100,6 +100,14 @@ class Strategy:
         """For a circular strategy: `agent` was picked without choose()."""
         raise NotImplementedError
 
+    def _smallest_rank(self, candidates: Sequence[Candidate]) -> list[Candidate]:
+        """choose() of a ranked strategy, from its rank() alone, so that the queue's heap and
+        choose() cannot disagree: the rank leads with the penalty, so the smallest rank is
+        the smallest in the lowest tier."""
+        rank = self.rank
+        return [min(candidates, key=lambda c: rank(c.penalty, c.order, c.idle_since, c.calls,
+                                                   c.talk_time))] if candidates else []
+
     def choose(self, candidates: Sequence[Candidate], ctx: Context) -> list[Candidate]:
         raise NotImplementedError
 
@@ -188,8 +196,7 @@ class Linear(Strategy):
     name = "linear"
 
     def choose(self, candidates: Sequence[Candidate], ctx: Context) -> list[Candidate]:
-        tier = lowest_tier(candidates)
-        return [min(tier, key=lambda c: c.order)] if tier else []
+        return self._smallest_rank(candidates)
 
     def rank(self, penalty: int, order: int, idle_since: float, calls: int,
              talk_time: float) -> tuple[Any, ...]:
@@ -235,8 +242,7 @@ class LongestIdle(Strategy):
     name = "longest_idle"
 
     def choose(self, candidates: Sequence[Candidate], ctx: Context) -> list[Candidate]:
-        tier = lowest_tier(candidates)
-        return [min(tier, key=lambda c: (c.idle_since, c.order))] if tier else []
+        return self._smallest_rank(candidates)
 
     def rank(self, penalty: int, order: int, idle_since: float, calls: int,
              talk_time: float) -> tuple[Any, ...]:
@@ -251,8 +257,7 @@ class FewestCalls(Strategy):
     name = "fewest_calls"
 
     def choose(self, candidates: Sequence[Candidate], ctx: Context) -> list[Candidate]:
-        tier = lowest_tier(candidates)
-        return [min(tier, key=lambda c: (c.calls, c.idle_since, c.order))] if tier else []
+        return self._smallest_rank(candidates)
 
     def rank(self, penalty: int, order: int, idle_since: float, calls: int,
              talk_time: float) -> tuple[Any, ...]:
@@ -266,8 +271,7 @@ class LeastTalkTime(Strategy):
     name = "least_talk_time"
 
     def choose(self, candidates: Sequence[Candidate], ctx: Context) -> list[Candidate]:
-        tier = lowest_tier(candidates)
-        return [min(tier, key=lambda c: (c.talk_time, c.idle_since, c.order))] if tier else []
+        return self._smallest_rank(candidates)
 
     def rank(self, penalty: int, order: int, idle_since: float, calls: int,
              talk_time: float) -> tuple[Any, ...]:
